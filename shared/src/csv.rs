@@ -1,0 +1,1 @@
+//! Headerless CSV rows of the hourly export.

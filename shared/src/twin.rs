@@ -1,0 +1,1 @@
+//! The twin table and the derivation of device events from its stream.
