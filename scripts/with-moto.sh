@@ -8,11 +8,12 @@ set -euo pipefail
 
 [[ $# -gt 0 ]] || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 "$ROOT/scripts/venv.sh"
 mkdir -p "$ROOT/target"
 
 MOTO_PID="" CMD_PID="" PORT=""
+INT_AT_ENTRY="$(trap -p INT)"   # non-empty if our caller made us ignore Ctrl-C
 
 stop_moto() {
   [[ -n $MOTO_PID ]] || return 0
@@ -78,9 +79,12 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-# Run CMD in the background (keeping our stdin and default Ctrl-C handling) so
-# that a signal to this script is handled at once rather than after CMD ends.
-( trap - INT QUIT; exec "$@" ) <&0 &
+# Run CMD in the background, keeping our stdin and (unless our caller ignores
+# it) the default Ctrl-C handling, so that a signal to this script is handled
+# at once rather than after CMD ends.
+if [[ -z $INT_AT_ENTRY ]]; then ( trap - INT QUIT; exec "$@" ) <&0 &
+else "$@" <&0 &
+fi
 CMD_PID=$!
 set +e
 wait "$CMD_PID"; rc=$?

@@ -104,6 +104,13 @@ impl Timestamp {
         Rendered(self, Style::JavaDate)
     }
 
+    /// Appends [`Timestamp::java_date`] to `out` without going through `fmt`.
+    pub fn push_java_date(self, out: &mut Vec<u8>) {
+        let mut text = Text::default();
+        self.render(Style::JavaDate, &mut text);
+        out.extend_from_slice(&text.bytes[..text.len]);
+    }
+
     /// `2020-08-28-09:00:00`: the name of an export folder (`YYYY-MM-DD-HH:MM:SS`).
     pub fn folder_name(self) -> impl fmt::Display {
         Rendered(self, Style::Folder)
@@ -167,22 +174,93 @@ struct Rendered(Timestamp, Style);
 
 impl fmt::Display for Rendered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.0.civil();
-        let (y, mo, d, h, mi, s) = (c.year, c.month, c.day, c.hour, c.minute, c.second);
-        match self.1 {
-            Style::Dpl => write!(
-                f,
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}+0000",
-                c.millis
-            ),
-            Style::IsoSeconds => write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
-            Style::Folder => write!(f, "{y:04}-{mo:02}-{d:02}-{h:02}:{mi:02}:{s:02}"),
-            Style::JavaDate => write!(
-                f,
-                "{} {} {d:02} {h:02}:{mi:02}:{s:02} UTC {y}",
-                WEEKDAYS[c.weekday],
-                MONTHS[(mo - 1) as usize]
-            ),
+        let mut text = Text::default();
+        self.0.render(self.1, &mut text);
+        f.write_str(text.as_str())
+    }
+}
+
+/// The longest rendering, `Mon Feb 03 21:30:45 UTC 2020`, is 28 bytes.
+const RENDERED_MAX: usize = 32;
+
+/// A rendering built on the stack: formatting timestamps is on the hot path
+/// of every event and CSV row, and `write!` with six arguments costs several
+/// times more than filling these bytes.
+#[derive(Default)]
+struct Text {
+    bytes: [u8; RENDERED_MAX],
+    len: usize,
+}
+
+impl Text {
+    fn push(&mut self, s: &[u8]) {
+        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    fn two(&mut self, n: u32) {
+        self.push(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+    }
+
+    fn four(&mut self, n: i64) {
+        let n = n as u32;
+        self.two(n / 100);
+        self.two(n % 100);
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and ASCII literals are ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl Timestamp {
+    fn render(self, style: Style, out: &mut Text) {
+        let c = self.civil();
+        let date = |out: &mut Text, sep: u8| {
+            out.four(c.year);
+            out.push(b"-");
+            out.two(c.month);
+            out.push(b"-");
+            out.two(c.day);
+            out.push(&[sep]);
+        };
+        let clock = |out: &mut Text| {
+            out.two(c.hour);
+            out.push(b":");
+            out.two(c.minute);
+            out.push(b":");
+            out.two(c.second);
+        };
+        match style {
+            Style::Dpl => {
+                date(out, b'T');
+                clock(out);
+                out.push(b".");
+                out.push(&[b'0' + (c.millis / 100) as u8]);
+                out.two(c.millis % 100);
+                out.push(b"+0000");
+            }
+            Style::IsoSeconds => {
+                date(out, b'T');
+                clock(out);
+                out.push(b"Z");
+            }
+            Style::Folder => {
+                date(out, b'-');
+                clock(out);
+            }
+            Style::JavaDate => {
+                out.push(WEEKDAYS[c.weekday].as_bytes());
+                out.push(b" ");
+                out.push(MONTHS[(c.month - 1) as usize].as_bytes());
+                out.push(b" ");
+                out.two(c.day);
+                out.push(b" ");
+                clock(out);
+                out.push(b" UTC ");
+                out.four(c.year);
+            }
         }
     }
 }

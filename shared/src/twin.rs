@@ -1,1 +1,0 @@
-//! The twin table and the derivation of device events from its stream.
