@@ -18,7 +18,9 @@ const BATCH_RECORDS: usize = 10_000;
 const DEVICES: usize = 500;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/twin").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/twin")
+        .join(name);
     serde_json::from_slice(&std::fs::read(&path).expect("twin fixture")).expect("fixture JSON")
 }
 
@@ -34,7 +36,11 @@ fn lambda_batch() -> Vec<u8> {
     let properties = [
         ("Blue_LED", "boolean", json!({"N": "1"})),
         ("temperature", "decimal", json!({"N": "21.5"})),
-        ("log", "string", json!({"S": "CMD_1 from the mobile app, retried"})),
+        (
+            "log",
+            "string",
+            json!({"S": "CMD_1 from the mobile app, retried"}),
+        ),
         ("fan_speed", "integer", json!({"N": "3"})),
     ];
     let records: Vec<Value> = (0..BATCH_RECORDS)
@@ -67,7 +73,8 @@ fn lambda_batch() -> Vec<u8> {
             record["eventID"] = json!(format!("{i:032x}"));
             let change = &mut record["dynamodb"];
             change["ApproximateCreationDateTime"] = json!(second);
-            change["SequenceNumber"] = json!(format!("{}", 4_421_584_500_000_000_000_000u128 + i as u128));
+            change["SequenceNumber"] =
+                json!(format!("{}", 4_421_584_500_000_000_000_000u128 + i as u128));
             for image in ["NewImage", "OldImage", "Keys"] {
                 if change[image].is_object() {
                     change[image]["pk"] = json!({"S": format!("DEVICE#{dsn}")});
