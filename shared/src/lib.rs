@@ -5,12 +5,22 @@
 //! - [`time`]: instants and the vendor's three ways of printing them;
 //! - [`twin`]: the twin table's item schema and the derivation of events
 //!   from one DynamoDB Streams record;
-//! - [`csv`]: headerless CSV rows of the hourly export.
+//! - [`csv`]: headerless CSV rows of the hourly export;
+//! - [`export`]: staging, merge, manifests and driver of the hourly export;
+//! - `kinesis` (feature `aws`): packing, retrying and ordering PutRecords.
 //!
-//! Nothing here talks to AWS: adapters live in the functions and tools.
+//! The domain modules (`event`, `record`, `time`, `csv`, the export's keys,
+//! merge and manifests) are pure. AWS adapters sit behind small traits and
+//! cargo features (`aws` for Kinesis, `s3` for the export's object store),
+//! so the pure crate builds without the SDK. `twin` reads the
+//! `aws_lambda_events` record types, the shape Lambda delivers, and nothing
+//! else of AWS.
 
 pub mod csv;
 pub mod event;
+pub mod export;
+#[cfg(feature = "aws")]
+pub mod kinesis;
 pub mod record;
 pub mod time;
 pub mod twin;

@@ -1,0 +1,129 @@
+//! The function's configuration, read once at start from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dpl::export::config::{parsed, value, ConfigError, StorageConfig};
+use dpl::export::plan::{DEFAULT_GRACE, DEFAULT_LOOKBACK_HOURS};
+use dpl::export::run::{DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
+use dpl::export::{ExportOptions, Window};
+
+/// Seconds to wait after an hour ends before exporting it (default 600).
+pub const GRACE_SECONDS_VAR: &str = "EXPORT_GRACE_SECONDS";
+/// Earlier hours re-checked for late data each run (default 24).
+pub const LOOKBACK_HOURS_VAR: &str = "EXPORT_LOOKBACK_HOURS";
+/// Multipart part size in MiB, 5 to 5120 (default 16).
+pub const PART_SIZE_MIB_VAR: &str = "EXPORT_PART_SIZE_MIB";
+/// Files merged at once (default 64).
+pub const MAX_FAN_IN_VAR: &str = "EXPORT_MAX_FAN_IN";
+/// Where staging objects are downloaded (default the system temp dir,
+/// `/tmp` in Lambda).
+pub const WORK_DIR_VAR: &str = "EXPORT_WORK_DIR";
+
+const MIB: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub window: Window,
+    pub options: ExportOptions,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let storage = StorageConfig::from_lookup(&lookup)?;
+        let grace: u64 = parsed(
+            &lookup,
+            GRACE_SECONDS_VAR,
+            DEFAULT_GRACE.as_secs(),
+            "whole seconds",
+        )?;
+        let lookback_hours = parsed(
+            &lookup,
+            LOOKBACK_HOURS_VAR,
+            DEFAULT_LOOKBACK_HOURS,
+            "whole hours",
+        )?;
+        let part_mib: usize = parsed(
+            &lookup,
+            PART_SIZE_MIB_VAR,
+            DEFAULT_PART_SIZE / MIB,
+            "MiB, 5 to 5120",
+        )?;
+        if !(5..=5120).contains(&part_mib) {
+            return Err(ConfigError::Invalid {
+                name: PART_SIZE_MIB_VAR,
+                value: part_mib.to_string(),
+                reason: "S3 parts are 5 MiB to 5 GiB",
+            });
+        }
+        let max_fan_in = parsed(
+            &lookup,
+            MAX_FAN_IN_VAR,
+            DEFAULT_MAX_FAN_IN,
+            "a number of files, at least 2",
+        )?;
+        let work_dir = value(&lookup, WORK_DIR_VAR).map_or_else(std::env::temp_dir, PathBuf::from);
+        Ok(Self {
+            storage,
+            window: Window {
+                grace: Duration::from_secs(grace),
+                lookback_hours,
+            },
+            options: ExportOptions {
+                part_size: part_mib * MIB,
+                max_fan_in,
+                work_dir,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("BUCKET", "b")]).unwrap();
+        assert_eq!(c.window, Window::default());
+        assert_eq!(c.options.part_size, DEFAULT_PART_SIZE);
+        assert_eq!(c.options.max_fan_in, DEFAULT_MAX_FAN_IN);
+    }
+
+    #[test]
+    fn tuning_and_its_errors() {
+        let c = config(&[
+            ("BUCKET", "b"),
+            (GRACE_SECONDS_VAR, "60"),
+            (LOOKBACK_HOURS_VAR, "3"),
+            (PART_SIZE_MIB_VAR, "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.window.grace, Duration::from_secs(60));
+        assert_eq!(c.window.lookback_hours, 3);
+        assert_eq!(c.options.part_size, 5 * MIB);
+        for (name, bad) in [
+            (PART_SIZE_MIB_VAR, "4"),
+            (LOOKBACK_HOURS_VAR, "-1"),
+            (GRACE_SECONDS_VAR, "10m"),
+        ] {
+            let err = config(&[("BUCKET", "b"), (name, bad)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}

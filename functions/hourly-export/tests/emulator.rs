@@ -1,0 +1,544 @@
+//! End to end on the AWS emulator (moto server): DPL records -> event-store
+//! handler -> staging objects in S3 -> hourly-export handler -> CSV files
+//! and manifests, read back through the real S3 client.
+//!
+//! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
+//! test` uses); fails, rather than skips, without it.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use base64::Engine;
+use dpl::event::{
+    Connection, Datapoint, DatapointMetadata, DeviceMetadata, Location, PropertyMetadata,
+    Registration,
+};
+use dpl::export::s3::S3Store;
+use dpl::export::{Layout, Manifest, ObjectStore, Partition, Selection};
+use dpl::{BaseType, DeviceEvent, DplRecord, EventId, EventType, Timestamp};
+use hourly_export::request::{HourRequest, Request};
+use serde_json::json;
+
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+const MIB: usize = 1024 * 1024;
+
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap()
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}): \
+         run these tests through `make test` or `scripts/with-moto.sh cargo test`"
+    );
+    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = aws_sdk_s3::config::Builder::from(&aws)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A fresh bucket, the two handlers on it, and helpers to read it back.
+struct Stack {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    store: event_store::Handler<S3Store>,
+    export: hourly_export::Handler<S3Store>,
+    layout: Layout,
+    next_sequence: u64,
+}
+
+impl Stack {
+    async fn new(test: &str, part_size_mib: usize) -> Self {
+        let client = s3().await;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let bucket = format!("export-{test}-{}-{nanos}", std::process::id()).to_lowercase();
+        let bucket: String = bucket.chars().take(63).collect();
+        client.create_bucket().bucket(&bucket).send().await.unwrap();
+        let vars = [
+            ("BUCKET".to_owned(), bucket.clone()),
+            ("EXPORT_PART_SIZE_MIB".to_owned(), part_size_mib.to_string()),
+            ("EXPORT_GRACE_SECONDS".to_owned(), "600".to_owned()),
+            ("EXPORT_LOOKBACK_HOURS".to_owned(), "3".to_owned()),
+        ];
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let store_config = event_store::Config::from_lookup(lookup).unwrap();
+        let export_config = hourly_export::Config::from_lookup(lookup).unwrap();
+        let s3 = S3Store::new(client.clone(), &bucket);
+        Self {
+            layout: store_config.storage.layout.clone(),
+            store: event_store::Handler::new(s3.clone(), &store_config),
+            export: hourly_export::Handler::new(s3, &export_config).unwrap(),
+            client,
+            bucket,
+            next_sequence: 1_000,
+        }
+    }
+
+    /// Kinesis event source records carrying `records`, on shard 0, with
+    /// the next sequence numbers.
+    fn batch(&mut self, records: &[DplRecord]) -> Vec<KinesisEventRecord> {
+        records
+            .iter()
+            .map(|record| {
+                self.next_sequence += 1;
+                kinesis_record(&record.to_json(), self.next_sequence)
+            })
+            .collect()
+    }
+
+    async fn stage(&self, batch: &[KinesisEventRecord]) {
+        let response = self.store.process(batch).await.unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+
+    async fn export_hour(&self, hour: &str) -> hourly_export::handler::Summary {
+        let request = Request::Hour(HourRequest {
+            hour: hour.into(),
+            oem_id: None,
+            force: false,
+        });
+        self.export.process(&request).await.unwrap()
+    }
+
+    async fn scheduled(&self, time: &str) -> hourly_export::handler::Summary {
+        let event = json!({
+            "version": "0", "id": "1", "detail-type": "Scheduled Event",
+            "source": "aws.scheduler", "account": "123456789012", "time": time,
+            "region": "us-east-1", "resources": [], "detail": {}
+        });
+        let request: Request = serde_json::from_value(event).unwrap();
+        assert!(matches!(request, Request::Scheduled(_)));
+        self.export.process(&request).await.unwrap()
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let store = S3Store::new(self.client.clone(), &self.bucket);
+        store
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+
+    async fn read(&self, key: &str) -> Vec<u8> {
+        let store = S3Store::new(self.client.clone(), &self.bucket);
+        store
+            .get(key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no object {key}"))
+    }
+
+    async fn csv(&self, oem: &str, event_type: EventType, hour: &str) -> String {
+        let key = self.layout.export_key(&partition(oem, event_type, hour));
+        String::from_utf8(self.read(&key).await).unwrap()
+    }
+
+    async fn manifest(&self, oem: &str, event_type: EventType, hour: &str) -> Vec<u8> {
+        self.read(&self.layout.manifest_key(&partition(oem, event_type, hour)))
+            .await
+    }
+}
+
+fn partition(oem: &str, event_type: EventType, hour: &str) -> Partition {
+    Partition {
+        hour: dpl::export::keys::parse_hour(hour).unwrap(),
+        oem_id: oem.into(),
+        event_type,
+    }
+}
+
+fn kinesis_record(data: &[u8], sequence: u64) -> KinesisEventRecord {
+    serde_json::from_value(json!({
+        "eventID": format!("shardId-000000000000:{sequence}"),
+        "eventSource": "aws:kinesis",
+        "eventName": "aws:kinesis:record",
+        "eventVersion": "1.0",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/dpl",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/event-store",
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": "AC000W000000001",
+            "sequenceNumber": sequence.to_string(),
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "approximateArrivalTimestamp": 1598607936.0
+        }
+    }))
+    .unwrap()
+}
+
+fn dpl(event: DeviceEvent, n: u64) -> DplRecord {
+    let event_type = event.event_type();
+    DplRecord {
+        dpl_event: event,
+        event_id: EventId::derive(&format!("stream-event-{n}"), event_type),
+    }
+}
+
+fn device(oem: &str, event_type: EventType) -> DeviceMetadata {
+    DeviceMetadata {
+        oem_id: oem.into(),
+        oem_model: "ledevb".into(),
+        dsn: "AC000W000000001".into(),
+        event_type,
+    }
+}
+
+/// A connectivity event of `oem` at `time`; its row names the status.
+fn connectivity(oem: &str, time: Timestamp, status: &str) -> DeviceEvent {
+    DeviceEvent::Connectivity {
+        metadata: device(oem, EventType::Connectivity),
+        timestamp: time,
+        connection: Connection {
+            event_time: time,
+            user_uuid: Some(NIL_UUID.into()),
+            status: status.into(),
+            metadata: device(oem, EventType::Connectivity),
+        },
+    }
+}
+
+fn seed_fixture(name: &str) -> String {
+    let path = format!(
+        "{}/../../tests/fixtures/seed/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The seed's JSON example of a type, as a device event.
+fn seed_event(name: &str) -> DeviceEvent {
+    let value: serde_json::Value = serde_json::from_str(&seed_fixture(name)).unwrap();
+    serde_json::from_value(value["dpl_event"].clone()).unwrap()
+}
+
+/// Events holding the values of the seed's four CSV examples (as in
+/// `shared/tests/golden_csv.rs`), each with its expected row.
+fn seed_csv_examples() -> Vec<(DeviceEvent, &'static str, String)> {
+    let datapoint = DeviceEvent::Datapoint {
+        metadata: PropertyMetadata {
+            oem_id: "abcd1234".into(),
+            oem_model: "ledevb".into(),
+            dsn: "AC000W000000001".into(),
+            property_name: "log".into(),
+            display_name: "log".into(),
+            base_type: BaseType::String,
+            resource_tags: None,
+            event_type: EventType::Datapoint,
+        },
+        datapoint: Datapoint {
+            id: NIL_UUID.into(),
+            updated_at: at("2020-02-05T12:08:26Z"),
+            created_at: at("2020-02-05T12:08:26Z"),
+            echo: false,
+            closed: false,
+            value: "CMD_1".into(),
+            metadata: DatapointMetadata::default(),
+            user_uuid: Some(NIL_UUID.into()),
+            discarded: false,
+            scope: "user".into(),
+            direction: "output".into(),
+        },
+        timestamp: at("2020-02-05T12:08:27Z"),
+    };
+    let location = DeviceEvent::Location {
+        metadata: device("abcd1234", EventType::Location),
+        location_event: Location {
+            user_uuid: Some(NIL_UUID.into()),
+            dsn: "AC000W000000001".into(),
+            ip: Some("22.22.22.22".into()),
+            lat: " 10.000000".into(),
+            provider: "user-based".into(),
+            created_at: at("2020-08-28T08:52:08Z"),
+            long: "-10.000000".into(),
+        },
+        timestamp: at("2020-08-28T08:52:09Z"),
+    };
+    let registration = DeviceEvent::Registration {
+        metadata: device("abcd1234", EventType::Registration),
+        registration_event: Registration {
+            dsn: "AC000W000000001".into(),
+            user_uuid: Some(NIL_UUID.into()),
+            registered: false,
+            registration_type: "Dsn".into(),
+            registered_at: Some(at("2020-04-24T09:57:47Z")),
+            unregistered_at: None,
+        },
+        timestamp: at("2020-04-24T09:57:48Z"),
+    };
+    vec![
+        (
+            connectivity("abcd1234", at("2020-02-03T21:30:45Z"), "Online"),
+            "2020-02-03T21",
+            seed_fixture("connection.csv"),
+        ),
+        (datapoint, "2020-02-05T12", seed_fixture("datapoint.csv")),
+        (location, "2020-08-28T08", seed_fixture("location.csv")),
+        (
+            registration,
+            "2020-04-24T09",
+            seed_fixture("registration.csv"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn all_six_types_are_exported_byte_for_byte() {
+    let mut stack = Stack::new("six", 5).await;
+    let mut cases = seed_csv_examples();
+    for name in ["activation.json", "datapointack.json"] {
+        let event = seed_event(name);
+        let hour = event.time().hour_start().iso_seconds().to_string()[..13].to_owned();
+        let row = dpl::csv::row(&event);
+        let hour: &'static str = Box::leak(hour.into_boxed_str());
+        cases.push((event, hour, row));
+    }
+    let records: Vec<DplRecord> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (event, _, _))| dpl(event.clone(), n as u64))
+        .collect();
+    let batch = stack.batch(&records);
+    stack.stage(&batch).await;
+    let mut types = BTreeSet::new();
+    for (event, hour, row) in &cases {
+        stack.export_hour(hour).await;
+        let oem = event.oem_id().to_owned();
+        assert_eq!(
+            stack.csv(&oem, event.event_type(), hour).await,
+            *row,
+            "{hour}"
+        );
+        types.insert(event.event_type());
+    }
+    assert_eq!(types.len(), 6);
+    let activation = stack
+        .keys("exports/1234abcd/activation/2020-08-28-09:00:00/")
+        .await;
+    assert_eq!(
+        activation,
+        ["exports/1234abcd/activation/2020-08-28-09:00:00/activation.csv"]
+    );
+}
+
+/// `count` connectivity events of `oem` in the hour of 09:00, one second apart.
+fn hour_of_events(oem: &str, first: u64, count: u64) -> Vec<DplRecord> {
+    let start = at("2020-08-28T09:00:00Z").millis();
+    (first..first + count)
+        .map(|n| {
+            let time = Timestamp::from_millis(start + (n as i64 % 3_600) * 1_000).unwrap();
+            dpl(connectivity(oem, time, &format!("status-{n}")), n)
+        })
+        .collect()
+}
+
+fn expected_csv(records: &[DplRecord]) -> String {
+    let mut sorted = records.to_vec();
+    dpl::export::staging::sort_rows(&mut sorted);
+    sorted.iter().map(|r| dpl::csv::row(&r.dpl_event)).collect()
+}
+
+#[tokio::test]
+async fn a_batch_delivered_twice_gives_each_row_once() {
+    let mut stack = Stack::new("twice", 5).await;
+    let records = hour_of_events("abcd1234", 0, 50);
+    let batch = stack.batch(&records);
+    stack.stage(&batch).await;
+    stack.stage(&batch).await;
+    // A later batch repeating some records (a bisected retry).
+    let again = stack.batch(&records[10..20]);
+    stack.stage(&again).await;
+    assert_eq!(stack.keys("staging/").await.len(), 2);
+    stack.export_hour("2020-08-28T09").await;
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    assert_eq!(csv, expected_csv(&records));
+}
+
+#[tokio::test]
+async fn a_late_object_makes_the_scheduled_run_rewrite_the_hour() {
+    let mut stack = Stack::new("late", 5).await;
+    let early = hour_of_events("abcd1234", 0, 20);
+    let batch = stack.batch(&early);
+    stack.stage(&batch).await;
+    let first = stack.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!((first.exported, first.rows), (1, 20));
+    let manifest_before = stack
+        .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+
+    let late = hour_of_events("abcd1234", 20, 5);
+    let batch = stack.batch(&late);
+    stack.stage(&batch).await;
+    let second = stack.scheduled("2020-08-28T11:15:00Z").await;
+    assert_eq!((second.exported, second.rows), (1, 25), "{second:?}");
+    let all: Vec<DplRecord> = early.iter().chain(&late).cloned().collect();
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    assert_eq!(csv, expected_csv(&all));
+    let manifest_after = stack
+        .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    assert_ne!(manifest_before, manifest_after);
+
+    // Nothing changed since: the next run exports nothing.
+    let third = stack.scheduled("2020-08-28T12:15:00Z").await;
+    assert_eq!((third.exported, third.up_to_date), (0, 1), "{third:?}");
+}
+
+#[tokio::test]
+async fn a_rerun_writes_identical_bytes_and_manifest() {
+    let mut stack = Stack::new("rerun", 5).await;
+    let records = hour_of_events("abcd1234", 0, 30);
+    let batch = stack.batch(&records);
+    stack.stage(&batch).await;
+    stack.export_hour("2020-08-28T09").await;
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    let manifest = stack
+        .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    let forced = Request::Hour(HourRequest {
+        hour: "2020-08-28T09".into(),
+        oem_id: None,
+        force: true,
+    });
+    let summary = stack.export.process(&forced).await.unwrap();
+    assert_eq!(summary.exported, 1);
+    assert_eq!(
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        csv
+    );
+    assert_eq!(
+        stack
+            .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        manifest
+    );
+    let parsed = Manifest::from_json("m", &manifest).unwrap();
+    assert_eq!((parsed.rows, parsed.bytes), (30, csv.len() as u64));
+}
+
+#[tokio::test]
+async fn an_empty_hour_makes_no_folder() {
+    let mut stack = Stack::new("empty", 5).await;
+    let batch = stack.batch(&hour_of_events("abcd1234", 0, 3));
+    stack.stage(&batch).await;
+    let summary = stack.export_hour("2020-08-28T07").await;
+    assert_eq!(summary.exported, 0);
+    assert!(stack.keys("exports/").await.is_empty());
+    assert!(stack.keys("manifests/").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_large_hour_is_uploaded_in_several_parts() {
+    let mut stack = Stack::new("large", 5).await;
+    // About 110 bytes a row: 120,000 rows make three 5 MiB parts.
+    let total = 120_000u64;
+    let mut expected_bytes = 0;
+    let mut all = Vec::new();
+    for chunk in 0..12 {
+        let records = hour_of_events("abcd1234", chunk * 10_000, 10_000);
+        all.extend(records.iter().cloned());
+        expected_bytes += records
+            .iter()
+            .map(|r| dpl::csv::row(&r.dpl_event).len())
+            .sum::<usize>();
+        let batch = stack.batch(&records);
+        stack.stage(&batch).await;
+    }
+    assert!(expected_bytes > 2 * 5 * MIB, "only {expected_bytes} bytes");
+    let exported = stack
+        .export
+        .exporter()
+        .run(
+            &[at("2020-08-28T09:00:00Z")],
+            &Selection::default(),
+            &mut (),
+        )
+        .await
+        .unwrap();
+    let [dpl::export::PartitionOutcome::Exported(e)] = &exported[..] else {
+        panic!("{exported:?}");
+    };
+    assert!(e.parts >= 3, "{e:?}");
+    assert_eq!((e.csv.rows, e.csv.bytes), (total, expected_bytes as u64));
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    assert_eq!(csv, expected_csv(&all));
+}
+
+#[tokio::test]
+async fn two_oems_never_see_each_others_rows() {
+    let mut stack = Stack::new("oems", 5).await;
+    let a = hour_of_events("oem-a", 0, 10);
+    let b = hour_of_events("oem-b", 100, 10);
+    let mixed: Vec<DplRecord> = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| [x.clone(), y.clone()])
+        .collect();
+    let batch = stack.batch(&mixed);
+    stack.stage(&batch).await;
+    stack.export_hour("2020-08-28T09").await;
+    assert_eq!(
+        stack
+            .csv("oem-a", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        expected_csv(&a)
+    );
+    assert_eq!(
+        stack
+            .csv("oem-b", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        expected_csv(&b)
+    );
+    for key in stack.keys("exports/oem-a/").await {
+        assert!(!stack.read(&key).await.windows(5).any(|w| w == b"oem-b"));
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_quarantined_and_its_neighbours_staged() {
+    let mut stack = Stack::new("malformed", 5).await;
+    let good = hour_of_events("abcd1234", 0, 2);
+    let mut batch = stack.batch(&good);
+    stack.next_sequence += 1;
+    batch.insert(
+        1,
+        kinesis_record(b"{\"dpl_event\": 1}", stack.next_sequence),
+    );
+    stack.stage(&batch).await;
+    let quarantined = stack.keys("quarantine/").await;
+    assert_eq!(quarantined.len(), 1);
+    let body: serde_json::Value =
+        serde_json::from_slice(&stack.read(&quarantined[0]).await).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("not a DPL record"),
+        "{body}"
+    );
+    stack.export_hour("2020-08-28T09").await;
+    assert_eq!(
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        expected_csv(&good)
+    );
+}

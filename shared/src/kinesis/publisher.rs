@@ -1,0 +1,511 @@
+//! [`publish`]: put entries to a stream, resending only what failed, until
+//! everything is accepted or time runs out.
+
+use std::future::Future;
+use std::ops::ControlFlow::{self, Break, Continue};
+
+use tokio::time::{sleep, timeout_at, Instant};
+
+use super::order::Round;
+use super::retry::{failed_entries, is_retryable, is_retryable_entry_code, Backoff};
+use super::{Entry, EntryResult, PutError};
+
+/// The port to Kinesis: one `PutRecords` call. Implemented for
+/// `aws_sdk_kinesis::Client` ([`super::sdk`]) and [`super::InMemoryKinesis`].
+pub trait PutRecordsApi {
+    /// Puts `entries` (at most one request's worth) to `stream`. On success,
+    /// returns one result per entry, in order.
+    fn put_records(
+        &self,
+        stream: &str,
+        entries: &[&Entry],
+    ) -> impl Future<Output = Result<Vec<EntryResult>, PutError>> + Send;
+}
+
+/// Why [`publish`] stopped before every entry was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The deadline came (or would have come during the next wait).
+    Deadline,
+    /// A call failed in a way retrying does not fix.
+    Fatal(PutError),
+    /// An entry failed with an undocumented error code.
+    UnknownEntryError { code: String, message: String },
+}
+
+/// Counters of one [`publish`], for the batch log line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishStats {
+    /// `PutRecords` calls made.
+    pub put_calls: usize,
+    /// Entries sent in retry rounds (an entry retried twice counts twice).
+    pub resent: usize,
+    /// Retry rounds started after the first.
+    pub retry_rounds: u32,
+}
+
+/// What [`publish`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    accepted: Vec<bool>,
+    pub stats: PublishStats,
+    /// `None` when every entry was accepted.
+    pub stopped: Option<Stopped>,
+}
+
+impl PublishOutcome {
+    pub fn is_complete(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    pub fn is_accepted(&self, index: usize) -> bool {
+        self.accepted.get(index).copied().unwrap_or(false)
+    }
+
+    /// The first entry (by index) never accepted.
+    pub fn first_unaccepted(&self) -> Option<usize> {
+        self.accepted.iter().position(|accepted| !accepted)
+    }
+
+    /// Every entry never accepted, in order.
+    pub fn unaccepted(&self) -> impl Iterator<Item = usize> + '_ {
+        self.accepted
+            .iter()
+            .enumerate()
+            .filter_map(|(index, accepted)| (!accepted).then_some(index))
+    }
+}
+
+/// Puts `entries` to `stream` in order, in rounds:
+///
+/// - a round packs the entries not yet accepted into requests (see
+///   [`super::batch`]) and sends them one after the other;
+/// - only entries whose answer carries an error code, or whose whole call
+///   failed retryably, are sent again: nothing accepted is resent, so an
+///   invocation writes each entry once (unless a call times out after
+///   Kinesis took it: then nobody can know, and the entry is resent);
+/// - per partition key, order is kept across retries by the rule in
+///   [`super::order`];
+/// - between rounds it waits per [`Backoff`] (full jitter), and it stops when
+///   the next wait or call would pass `deadline`, when a call fails for good,
+///   or when an entry fails with an undocumented code.
+///
+/// A call in flight at the deadline is abandoned and its entries count as
+/// not accepted.
+pub async fn publish<A: PutRecordsApi>(
+    api: &A,
+    stream: &str,
+    entries: &[Entry],
+    deadline: Instant,
+    backoff: &Backoff,
+) -> PublishOutcome {
+    let mut run = Run {
+        accepted: vec![false; entries.len()],
+        stats: PublishStats::default(),
+    };
+    let stopped = run
+        .until_done(api, stream, entries, deadline, backoff)
+        .await
+        .break_value();
+    PublishOutcome {
+        accepted: run.accepted,
+        stats: run.stats,
+        stopped,
+    }
+}
+
+/// `Break` carries why publishing stopped early.
+type Flow = ControlFlow<Stopped>;
+
+struct Run {
+    accepted: Vec<bool>,
+    stats: PublishStats,
+}
+
+impl Run {
+    async fn until_done<A: PutRecordsApi>(
+        &mut self,
+        api: &A,
+        stream: &str,
+        entries: &[Entry],
+        deadline: Instant,
+        backoff: &Backoff,
+    ) -> Flow {
+        loop {
+            let pending: Vec<usize> = (0..entries.len()).filter(|&i| !self.accepted[i]).collect();
+            if pending.is_empty() {
+                return Continue(());
+            }
+            let mut round = Round::new(entries, pending);
+            self.round(api, stream, entries, &mut round, deadline)
+                .await?;
+            if !round.had_failures() {
+                continue;
+            }
+            self.stats.retry_rounds += 1;
+            let wait = backoff.delay(self.stats.retry_rounds, fastrand::f64());
+            if Instant::now() + wait >= deadline {
+                return Break(Stopped::Deadline);
+            }
+            tracing::debug!(
+                round = self.stats.retry_rounds,
+                wait_ms = wait.as_millis() as u64,
+                "PutRecords: retrying failed entries"
+            );
+            sleep(wait).await;
+        }
+    }
+
+    /// Sends every request of one round.
+    async fn round<A: PutRecordsApi>(
+        &mut self,
+        api: &A,
+        stream: &str,
+        entries: &[Entry],
+        round: &mut Round<'_>,
+        deadline: Instant,
+    ) -> Flow {
+        loop {
+            let request = round.next_request();
+            if request.is_empty() {
+                return Continue(());
+            }
+            if Instant::now() >= deadline {
+                return Break(Stopped::Deadline);
+            }
+            let batch: Vec<&Entry> = request.iter().map(|&i| &entries[i]).collect();
+            self.stats.put_calls += 1;
+            if self.stats.retry_rounds > 0 {
+                self.stats.resent += request.len();
+            }
+            let answer = match timeout_at(deadline, api.put_records(stream, &batch)).await {
+                Err(_elapsed) => return Break(Stopped::Deadline),
+                Ok(answer) => answer,
+            };
+            self.apply(&request, answer, round)?;
+        }
+    }
+
+    /// Records the answer to `request`.
+    fn apply(
+        &mut self,
+        request: &[usize],
+        answer: Result<Vec<EntryResult>, PutError>,
+        round: &mut Round<'_>,
+    ) -> Flow {
+        let results = match answer {
+            Ok(results) if results.len() == request.len() => results,
+            Ok(results) => {
+                return Break(Stopped::Fatal(PutError::AnswerMismatch {
+                    sent: request.len(),
+                    answered: results.len(),
+                }))
+            }
+            Err(error) if is_retryable(&error) => {
+                tracing::debug!(%error, entries = request.len(), "PutRecords call failed, will retry");
+                request.iter().for_each(|&i| round.failed(i));
+                return Continue(());
+            }
+            Err(error) => return Break(Stopped::Fatal(error)),
+        };
+        for &index in request {
+            self.accepted[index] = true;
+        }
+        let failed = failed_entries(&results);
+        for failure in &failed {
+            let index = request[failure.position];
+            self.accepted[index] = false;
+            round.failed(index);
+        }
+        match failed
+            .iter()
+            .find(|failure| !is_retryable_entry_code(failure.code))
+        {
+            Some(failure) => Break(Stopped::UnknownEntryError {
+                code: failure.code.to_owned(),
+                message: failure.message.to_owned(),
+            }),
+            None => Continue(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::super::retry::{INTERNAL_FAILURE, PROVISIONED_THROUGHPUT_EXCEEDED};
+    use super::super::InMemoryKinesis;
+    use super::*;
+
+    const STREAM: &str = "dpl";
+    const FAST: Backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(4),
+    };
+
+    /// Entry `i` has key `keys[i]` and data `i` (so it can be recognised).
+    fn entries(keys: &[&str]) -> Vec<Entry> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| Entry::new(*key, i.to_string().into_bytes()).unwrap())
+            .collect()
+    }
+
+    fn index_of(entry: &Entry) -> usize {
+        std::str::from_utf8(entry.data()).unwrap().parse().unwrap()
+    }
+
+    fn indexes(entries: &[Entry]) -> Vec<usize> {
+        entries.iter().map(index_of).collect()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    /// Every entry appears once in the stream, and per key in original order.
+    fn assert_once_and_in_key_order(sent: &[Entry], stream: &[Entry]) {
+        let mut seen = indexes(stream);
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..sent.len()).collect::<Vec<_>>(),
+            "each entry exactly once"
+        );
+        let mut per_key: HashMap<&str, Vec<usize>> = HashMap::new();
+        for entry in stream {
+            per_key
+                .entry(entry.partition_key())
+                .or_default()
+                .push(index_of(entry));
+        }
+        for (key, order) in per_key {
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{key}: {order:?}");
+        }
+    }
+
+    fn throttled() -> EntryResult {
+        EntryResult::failed(PROVISIONED_THROUGHPUT_EXCEEDED, "Rate exceeded for shard")
+    }
+
+    #[tokio::test]
+    async fn everything_accepted_takes_one_call_per_500_entries() {
+        let entries = entries(&["A"; 1_001]);
+        let kinesis = InMemoryKinesis::new();
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        assert_eq!(outcome.first_unaccepted(), None);
+        assert_eq!(outcome.stats.put_calls, 3);
+        assert_eq!(outcome.stats.resent, 0);
+        assert_eq!(kinesis.records(STREAM), entries);
+    }
+
+    #[tokio::test]
+    async fn only_failed_entries_are_resent_and_later_entries_of_their_key_wait() {
+        // Call 0 throttles entry 1 (key X) and 4 (key Y); everything else goes.
+        let entries = entries(&["X", "X", "Y", "Z", "Y", "X"]);
+        let kinesis = InMemoryKinesis::new()
+            .recording_requests()
+            .with_fault(|call, batch| {
+                (call == 0).then(|| {
+                    Ok(batch
+                        .iter()
+                        .map(|e| match index_of(e) {
+                            1 | 4 => throttled(),
+                            _ => EntryResult::Accepted,
+                        })
+                        .collect())
+                })
+            });
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
+        assert_eq!(requests, vec![vec![0, 1, 2, 3, 4, 5], vec![1, 4]]);
+        assert_eq!(outcome.stats.resent, 2);
+        assert_eq!(outcome.stats.retry_rounds, 1);
+        // 5 (X) was in the same request as 1 and got in first: the one
+        // documented limit. Nothing else overtook, nothing was duplicated.
+        assert_eq!(indexes(&kinesis.records(STREAM)), vec![0, 2, 3, 5, 1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_key_is_held_back_in_the_following_requests_of_the_round() {
+        // 600 entries: requests of 500 and 100. In the first, key X's
+        // entries (0, 100, ..., 400) are throttled; X's entry in the second
+        // request (500) must not be sent before them.
+        let keys: Vec<String> = (0..600)
+            .map(|i| {
+                if i % 100 == 0 {
+                    "X".into()
+                } else {
+                    format!("K{i}")
+                }
+            })
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let entries = entries(&keys);
+        let kinesis = InMemoryKinesis::new()
+            .recording_requests()
+            .with_fault(|call, batch| {
+                (call == 0).then(|| {
+                    Ok(batch
+                        .iter()
+                        .map(|e| match e.partition_key() {
+                            "X" => throttled(),
+                            _ => EntryResult::Accepted,
+                        })
+                        .collect())
+                })
+            });
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
+        assert_eq!(requests[0], (0..500).collect::<Vec<_>>());
+        assert_eq!(requests[1], (501..600).collect::<Vec<_>>());
+        assert_eq!(requests[2], vec![0, 100, 200, 300, 400, 500]);
+        assert_eq!(requests.len(), 3);
+        assert_once_and_in_key_order(&entries, &kinesis.records(STREAM));
+    }
+
+    #[tokio::test]
+    async fn random_partial_failures_never_duplicate_nor_reorder_across_requests() {
+        for seed in 0..20 {
+            let keys: Vec<String> = (0..700)
+                .map(|i| format!("D{}", (i * 7 + seed) % 13))
+                .collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let entries = entries(&keys);
+            let mut rng = fastrand::Rng::with_seed(seed as u64);
+            // Each answer fails a random tail of each key it touches (so that
+            // no later entry of a key gets in beside a failed earlier one,
+            // which Kinesis does too when a shard is over its quota).
+            let kinesis = InMemoryKinesis::new().with_fault(move |_, batch| {
+                let mut over_quota: HashMap<String, bool> = HashMap::new();
+                Some(Ok(batch
+                    .iter()
+                    .map(|e| {
+                        let key = e.partition_key().to_owned();
+                        let over = *over_quota.entry(key).or_insert(false) || rng.u8(..) < 40;
+                        over_quota.insert(e.partition_key().to_owned(), over);
+                        if over {
+                            throttled()
+                        } else {
+                            EntryResult::Accepted
+                        }
+                    })
+                    .collect()))
+            });
+            let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+            assert!(outcome.is_complete(), "seed {seed}: {:?}", outcome.stopped);
+            assert_once_and_in_key_order(&entries, &kinesis.records(STREAM));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retryable_call_failure_resends_the_whole_request_once_more() {
+        let entries = entries(&["A", "B"]);
+        let kinesis = InMemoryKinesis::new().with_fault(|call, _| {
+            (call == 0).then(|| Err(PutError::Dispatch("connection reset".into())))
+        });
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        assert_eq!(outcome.stats.put_calls, 2);
+        assert_eq!(kinesis.records(STREAM), entries);
+    }
+
+    #[tokio::test]
+    async fn when_time_runs_out_the_unaccepted_entries_are_reported() {
+        let entries = entries(&["A", "B", "C"]);
+        let kinesis = InMemoryKinesis::new().with_fault(|_, batch| {
+            Some(Ok(batch
+                .iter()
+                .map(|e| match index_of(e) {
+                    0 => EntryResult::Accepted,
+                    _ => EntryResult::failed(INTERNAL_FAILURE, "Internal service failure."),
+                })
+                .collect()))
+        });
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST).await;
+        assert_eq!(outcome.stopped, Some(Stopped::Deadline));
+        assert!(Instant::now() < deadline + Duration::from_millis(50));
+        assert_eq!(outcome.first_unaccepted(), Some(1));
+        assert_eq!(outcome.unaccepted().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(outcome.is_accepted(0));
+        assert!(outcome.stats.retry_rounds >= 2);
+        assert_eq!(indexes(&kinesis.records(STREAM)), vec![0]);
+    }
+
+    #[tokio::test]
+    async fn a_call_still_in_flight_at_the_deadline_is_abandoned() {
+        let entries = entries(&["A"]);
+        let kinesis = InMemoryKinesis::new().with_latency(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST).await;
+        assert_eq!(outcome.stopped, Some(Stopped::Deadline));
+        assert_eq!(outcome.first_unaccepted(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_configuration_error_stops_at_once() {
+        let entries = entries(&["A", "B"]);
+        let missing = PutError::Service {
+            status: 400,
+            code: "ResourceNotFoundException".into(),
+            message: "Stream dpl under account 123456789012 not found.".into(),
+        };
+        let answer = missing.clone();
+        let kinesis = InMemoryKinesis::new().with_fault(move |_, _| Some(Err(answer.clone())));
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert_eq!(outcome.stopped, Some(Stopped::Fatal(missing)));
+        assert_eq!(outcome.stats.put_calls, 1);
+        assert_eq!(outcome.first_unaccepted(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_undocumented_entry_error_stops_and_keeps_the_other_answers() {
+        let entries = entries(&["A", "B", "C"]);
+        let kinesis = InMemoryKinesis::new().with_fault(|_, _| {
+            Some(Ok(vec![
+                EntryResult::Accepted,
+                EntryResult::failed("KMSAccessDeniedException", "denied"),
+                throttled(),
+            ]))
+        });
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert_eq!(
+            outcome.stopped,
+            Some(Stopped::UnknownEntryError {
+                code: "KMSAccessDeniedException".into(),
+                message: "denied".into()
+            })
+        );
+        assert_eq!(outcome.unaccepted().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_the_wrong_number_of_results_stops() {
+        let entries = entries(&["A", "B"]);
+        let kinesis =
+            InMemoryKinesis::new().with_fault(|_, _| Some(Ok(vec![EntryResult::Accepted])));
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert_eq!(
+            outcome.stopped,
+            Some(Stopped::Fatal(PutError::AnswerMismatch {
+                sent: 2,
+                answered: 1
+            }))
+        );
+        assert_eq!(outcome.first_unaccepted(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn nothing_to_publish_makes_no_call() {
+        let kinesis = InMemoryKinesis::new();
+        let outcome = publish(&kinesis, STREAM, &[], soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        assert_eq!(kinesis.calls(), 0);
+    }
+}
