@@ -22,6 +22,8 @@ pub mod export;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 pub mod record;
+#[cfg(any(feature = "aws", feature = "s3"))]
+pub mod sdk;
 pub mod time;
 pub mod twin;
 

@@ -4,29 +4,19 @@
 
 use std::time::Duration;
 
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use dpl::export::s3::S3Store;
 use hourly_export::{Config, Handler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// Per-attempt limit of one S3 call (a 16 MiB part included).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .build();
-    let aws = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    let store = S3Store::new(aws_sdk_s3::Client::new(&aws), &config.storage.bucket);
+    let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
+    let store = S3Store::from_sdk_config(&aws, &config.storage.bucket);
     let handler = Handler::new(store, &config)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {

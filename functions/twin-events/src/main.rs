@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use twin_events::dead_letter::SqsDeadLetters;
 use twin_events::{Config, Handler};
@@ -15,20 +13,12 @@ use twin_events::{Config, Handler};
 /// Per-attempt limit of one AWS call: a hung connection must not eat the
 /// invocation; the publisher retries within the deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .build();
-    let aws = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
     let handler = Handler::new(
         aws_sdk_kinesis::Client::new(&aws),
         SqsDeadLetters::new(

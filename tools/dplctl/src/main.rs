@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use dpl::export::keys::parse_hour;
 use dpl::export::run::{Progress, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
@@ -16,6 +15,9 @@ use dpl::export::{
     DirStore, ExportOptions, Exporter, Layout, ObjectStore, PartitionOutcome, Selection,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Per-attempt limit of one S3 call, a 16 MiB part upload included.
+const S3_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Parser)]
 #[command(version, about = "Operator commands of the data pipeline")]
@@ -137,13 +139,8 @@ async fn main() -> anyhow::Result<()> {
     };
     match to.strip_prefix("s3://") {
         Some(bucket) => {
-            let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-            // Path-style keeps local emulators (AWS_ENDPOINT_URL) working.
-            let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-            let config = aws_sdk_s3::config::Builder::from(&aws)
-                .force_path_style(path_style)
-                .build();
-            let store = S3Store::new(aws_sdk_s3::Client::from_conf(config), bucket);
+            let aws = dpl::sdk::load(S3_ATTEMPT_TIMEOUT).await;
+            let store = S3Store::from_sdk_config(&aws, bucket);
             export(store, options, &hour, selection).await
         }
         None => export(DirStore::new(to), options, &hour, selection).await,

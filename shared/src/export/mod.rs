@@ -1,0 +1,33 @@
+//! The hourly CSV export: staging, merging, manifests, and the driver that
+//! the `event-store` and `hourly-export` functions and `dplctl` share.
+//! `docs/export.md` describes the layout and formats.
+//!
+//! - [`config`]: bucket and prefixes from the environment;
+//! - [`keys`]: object keys of staging objects, CSV files, manifests and
+//!   quarantined records; [`keys::Partition`], the unit of export;
+//! - [`staging`]: the staging format (sorted gzip NDJSON of DPL records);
+//! - [`merge`]: the streaming k-way merge that drops duplicates;
+//! - [`encode`]: rows -> CSV upload parts, with the checksum;
+//! - [`manifest`]: what an export was made from, and the re-export rule;
+//! - [`plan`]: which hours a scheduled run looks at;
+//! - [`store`]: the object-store port and its directory adapter;
+//! - [`run`]: the driver ([`run::Exporter`]);
+//! - `s3` (feature `s3`): the port's adapter for `aws_sdk_s3::Client`.
+
+pub mod config;
+pub mod encode;
+pub mod keys;
+pub mod manifest;
+pub mod merge;
+pub mod plan;
+pub mod run;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod staging;
+pub mod store;
+
+pub use keys::{BatchRange, Layout, Partition};
+pub use manifest::{Decision, Manifest, Reason};
+pub use plan::{candidate_hours, Window};
+pub use run::{ExportError, ExportOptions, Exported, Exporter, PartitionOutcome, Selection};
+pub use store::{DirStore, ObjectInfo, ObjectStore, StoreError};

@@ -1,0 +1,517 @@
+//! The export driver, shared by the `hourly-export` function and `dplctl`:
+//! list an hour's staging objects, decide per partition, and export a
+//! partition by downloading its staging objects to local files, merging
+//! them, and streaming the CSV file to the store in parts.
+//!
+//! Memory: one part buffer, plus one decompressing reader per merged file
+//! (at most [`ExportOptions::max_fan_in`] at once; more staging objects are
+//! first merged in rounds into temporary files). It does not depend on the
+//! number of rows.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::encode::{CsvParts, CsvSummary};
+use super::keys::{Layout, Partition};
+use super::manifest::{decide, Decision, Manifest, ManifestError, Reason, MANIFEST_FORMAT_VERSION};
+use super::merge::{Merge, MergeError};
+use super::staging::{gzip_reader, RawReader, StagingError, StagingWriter, READ_BUFFER_BYTES};
+use super::store::{ObjectInfo, ObjectStore, StoreError, UploadedPart};
+use crate::csv::export_name;
+use crate::record::DplRecord;
+use crate::time::Timestamp;
+
+const MIB: usize = 1024 * 1024;
+/// Smallest part of a multipart upload but the last: 5 MiB (Amazon S3 User
+/// Guide, "Amazon S3 multipart upload limits").
+pub const MIN_PART_SIZE: usize = 5 * MIB;
+/// Largest part: 5 GiB (same page).
+pub const MAX_PART_SIZE: usize = 5 * 1024 * MIB;
+/// Most parts of one upload: 10,000 (same page). With the default part size
+/// a file may reach 160 GiB.
+pub const MAX_PARTS: i32 = 10_000;
+/// Default part size: a few parts for a busy hour, 16 MiB of memory.
+pub const DEFAULT_PART_SIZE: usize = 16 * MIB;
+/// Default number of files merged at once. Each open reader holds about
+/// 100 KiB (gzip window and buffers), so 64 readers stay under 8 MiB.
+pub const DEFAULT_MAX_FAN_IN: usize = 64;
+/// Content type of the CSV files.
+pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+const MANIFEST_CONTENT_TYPE: &str = "application/json";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    pub part_size: usize,
+    pub max_fan_in: usize,
+    /// Where staging objects are downloaded (Lambda: `/tmp`).
+    pub work_dir: PathBuf,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            part_size: DEFAULT_PART_SIZE,
+            max_fan_in: DEFAULT_MAX_FAN_IN,
+            work_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Staging(#[from] MergeError<StagingError>),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("local file {path}: {source}")]
+    LocalFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "a row of event {event_id} ({oem_id}, {event_type}, {time}) is staged under {partition}"
+    )]
+    Misplaced {
+        partition: Partition,
+        event_id: String,
+        oem_id: String,
+        event_type: String,
+        time: Timestamp,
+    },
+    #[error(
+        "the file needs more than {MAX_PARTS} parts of {part_size} bytes: raise the part size"
+    )]
+    TooManyParts { part_size: usize },
+    #[error(
+        "part size {0} is outside {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes (S3 multipart limits)"
+    )]
+    PartSize(usize),
+}
+
+fn local(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+    move |source| ExportError::LocalFile {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The result of exporting one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exported {
+    pub partition: Partition,
+    pub reason: Reason,
+    pub staging_objects: usize,
+    pub parts: i32,
+    pub duplicates_dropped: u64,
+    pub csv: CsvSummary,
+}
+
+/// What happened to one partition in a run.
+#[derive(Debug)]
+pub enum PartitionOutcome {
+    Exported(Exported),
+    UpToDate(Partition),
+    Failed(Partition, ExportError),
+}
+
+/// Progress callbacks of a run, for logs and progress bars.
+pub trait Progress {
+    fn planned(&mut self, _partitions: usize) {}
+    fn finished(&mut self, _outcome: &PartitionOutcome) {}
+}
+
+impl Progress for () {}
+
+/// Which partitions a run covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Only this OEM's partitions.
+    pub oem_id: Option<String>,
+    /// Export even partitions whose manifest is current.
+    pub force: bool,
+}
+
+pub struct Exporter<S> {
+    store: S,
+    layout: Layout,
+    options: ExportOptions,
+}
+
+impl<S: ObjectStore> Exporter<S> {
+    pub fn new(store: S, layout: Layout, options: ExportOptions) -> Result<Self, ExportError> {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&options.part_size) {
+            return Err(ExportError::PartSize(options.part_size));
+        }
+        Ok(Self {
+            store,
+            layout,
+            options: ExportOptions {
+                max_fan_in: options.max_fan_in.max(2),
+                ..options
+            },
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The staging objects of `hour`, by partition. Keys that are not
+    /// staging keys are ignored.
+    pub async fn staged(
+        &self,
+        hour: Timestamp,
+    ) -> Result<BTreeMap<Partition, Vec<ObjectInfo>>, StoreError> {
+        let listing = self
+            .store
+            .list(&self.layout.staging_hour_prefix(hour))
+            .await?;
+        let mut partitions: BTreeMap<Partition, Vec<ObjectInfo>> = BTreeMap::new();
+        for object in listing {
+            if let Ok(partition) = self.layout.parse_staging_key(&object.key) {
+                partitions.entry(partition).or_default().push(object);
+            }
+        }
+        for objects in partitions.values_mut() {
+            objects.sort();
+        }
+        Ok(partitions)
+    }
+
+    /// Whether `partition`, staged as `listing`, needs exporting.
+    pub async fn decide(
+        &self,
+        partition: &Partition,
+        listing: &[ObjectInfo],
+    ) -> Result<Decision, ExportError> {
+        if listing.is_empty() {
+            return Ok(Decision::NothingStaged);
+        }
+        let key = self.layout.manifest_key(partition);
+        let manifest = match self.store.get(&key).await? {
+            Some(bytes) => Some(Manifest::from_json(&key, &bytes)?),
+            None => None,
+        };
+        let export = match &manifest {
+            Some(m) if m.staging == listing => {
+                self.store.head(&self.layout.export_key(partition)).await?
+            }
+            _ => None,
+        };
+        Ok(decide(listing, manifest.as_ref(), export.as_ref()))
+    }
+
+    /// Runs the export of `hours`: every selected partition that needs it
+    /// (or all, with `force`). One partition's failure does not stop the
+    /// others; it is in the outcomes.
+    pub async fn run(
+        &self,
+        hours: &[Timestamp],
+        selection: &Selection,
+        progress: &mut impl Progress,
+    ) -> Result<Vec<PartitionOutcome>, StoreError> {
+        let mut work = Vec::new();
+        for &hour in hours {
+            let staged = self.staged(hour).await?;
+            work.extend(
+                staged
+                    .into_iter()
+                    .filter(|(p, _)| selection.oem_id.as_ref().is_none_or(|oem| *oem == p.oem_id)),
+            );
+        }
+        progress.planned(work.len());
+        let mut outcomes = Vec::with_capacity(work.len());
+        for (partition, listing) in work {
+            let outcome = self.run_one(partition, &listing, selection.force).await;
+            progress.finished(&outcome);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn run_one(
+        &self,
+        partition: Partition,
+        listing: &[ObjectInfo],
+        force: bool,
+    ) -> PartitionOutcome {
+        let decision = if force {
+            Ok(Decision::Export(Reason::Forced))
+        } else {
+            self.decide(&partition, listing).await
+        };
+        let result = match decision {
+            Ok(Decision::Export(reason)) => self.export(&partition, listing, reason).await,
+            Ok(Decision::UpToDate | Decision::NothingStaged) => {
+                return PartitionOutcome::UpToDate(partition)
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(exported) => PartitionOutcome::Exported(exported),
+            Err(error) => PartitionOutcome::Failed(partition, error),
+        }
+    }
+
+    /// Exports `partition` from the staging objects `listing`: writes its
+    /// CSV file (nothing if there are no rows) and then its manifest.
+    pub async fn export(
+        &self,
+        partition: &Partition,
+        listing: &[ObjectInfo],
+        reason: Reason,
+    ) -> Result<Exported, ExportError> {
+        let dir = tempfile::Builder::new()
+            .prefix("dpl-export-")
+            .tempdir_in(&self.options.work_dir)
+            .map_err(local(&self.options.work_dir))?;
+        let mut files = Vec::with_capacity(listing.len());
+        for (n, object) in listing.iter().enumerate() {
+            let path = dir.path().join(format!("{n}.ndjson.gz"));
+            self.store.download(&object.key, &path).await?;
+            files.push(path);
+        }
+        let (files, mut duplicates) = reduce_fan_in(files, self.options.max_fan_in, dir.path())?;
+        let mut merge = Merge::new(open_all(&files)?);
+        let rows = merge.by_ref().map(|row| {
+            row.map_err(ExportError::from)
+                .and_then(|r| belongs(partition, r))
+        });
+        let mut csv = CsvParts::new(rows, self.options.part_size);
+        let key = self.layout.export_key(partition);
+        let upload = self.upload(&key, &mut csv).await?;
+        drop(csv);
+        duplicates += merge.stats().duplicates;
+        let exported = Exported {
+            partition: partition.clone(),
+            reason,
+            staging_objects: listing.len(),
+            parts: upload.as_ref().map_or(0, |(_, parts)| *parts),
+            duplicates_dropped: duplicates,
+            csv: CsvSummary {
+                rows: merge.stats().rows_out,
+                ..upload
+                    .as_ref()
+                    .map_or_else(empty_summary, |(s, _)| s.1.clone())
+            },
+        };
+        if let Some(((etag, summary), _)) = upload {
+            let manifest = Manifest {
+                format_version: MANIFEST_FORMAT_VERSION,
+                oem_id: partition.oem_id.clone(),
+                event_type: export_name(partition.event_type).to_owned(),
+                hour: partition.hour.folder_name().to_string(),
+                export_key: key,
+                export_etag: etag,
+                rows: summary.rows,
+                bytes: summary.bytes,
+                sha256: summary.sha256,
+                duplicates_dropped: duplicates,
+                staging: listing.to_vec(),
+            };
+            self.store
+                .put(
+                    &self.layout.manifest_key(partition),
+                    manifest.to_json(),
+                    MANIFEST_CONTENT_TYPE,
+                )
+                .await?;
+        }
+        Ok(exported)
+    }
+
+    /// Streams the file to `key`: one `PutObject` if it fits in one part,
+    /// else a multipart upload (aborted on failure). Returns the ETag and
+    /// summary, and the number of parts; `None` if there were no rows.
+    async fn upload<I>(
+        &self,
+        key: &str,
+        csv: &mut CsvParts<I>,
+    ) -> Result<Option<((String, CsvSummary), i32)>, ExportError>
+    where
+        I: Iterator<Item = Result<DplRecord, ExportError>>,
+    {
+        let Some(first) = csv.next_part()? else {
+            return Ok(None);
+        };
+        if csv.is_done() {
+            let etag = self.store.put(key, first, CSV_CONTENT_TYPE).await?;
+            return Ok(Some(((etag, csv.summary()), 1)));
+        }
+        let upload_id = self.store.start_upload(key, CSV_CONTENT_TYPE).await?;
+        let result = self.upload_parts(key, &upload_id, first, csv).await;
+        if result.is_err() {
+            // Best effort: the bucket's lifecycle rule removes what is left.
+            let _ = self.store.abort_upload(key, &upload_id).await;
+        }
+        let (etag, parts) = result?;
+        Ok(Some(((etag, csv.summary()), parts)))
+    }
+
+    async fn upload_parts<I>(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Vec<u8>,
+        csv: &mut CsvParts<I>,
+    ) -> Result<(String, i32), ExportError>
+    where
+        I: Iterator<Item = Result<DplRecord, ExportError>>,
+    {
+        let mut uploaded: Vec<UploadedPart> = Vec::new();
+        let mut next = Some(first);
+        let mut number = 0;
+        while let Some(body) = next {
+            number += 1;
+            if number > MAX_PARTS {
+                return Err(ExportError::TooManyParts {
+                    part_size: self.options.part_size,
+                });
+            }
+            uploaded.push(self.store.upload_part(key, upload_id, number, body).await?);
+            next = csv.next_part()?;
+        }
+        let etag = self
+            .store
+            .complete_upload(key, upload_id, &uploaded)
+            .await?;
+        Ok((etag, number))
+    }
+}
+
+fn empty_summary() -> CsvSummary {
+    CsvSummary {
+        rows: 0,
+        bytes: 0,
+        sha256: String::new(),
+    }
+}
+
+/// Checks that a staged row belongs to the partition it is staged under.
+fn belongs(partition: &Partition, record: DplRecord) -> Result<DplRecord, ExportError> {
+    let event = &record.dpl_event;
+    let time = event.time();
+    if event.oem_id() == partition.oem_id
+        && event.event_type() == partition.event_type
+        && time.hour_start() == partition.hour
+    {
+        return Ok(record);
+    }
+    Err(ExportError::Misplaced {
+        partition: partition.clone(),
+        event_id: record.event_id.to_string(),
+        oem_id: event.oem_id().to_owned(),
+        event_type: event.event_type().to_string(),
+        time,
+    })
+}
+
+type FileReader =
+    super::staging::StagingReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
+
+fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>, ExportError> {
+    files
+        .iter()
+        .map(|path| {
+            let file = File::open(path).map_err(local(path))?;
+            Ok(gzip_reader(io::BufReader::new(file)))
+        })
+        .collect()
+}
+
+/// Merges `files`, at most `max_fan_in` at a time, into files of `dir`
+/// until at most `max_fan_in` are left. Returns them and the duplicates
+/// dropped on the way.
+///
+/// Each step merges the smallest files, and the first step only as many as
+/// needed for every later step to be a full `max_fan_in` (the k-way form of
+/// an optimal merge pattern): with 120 files and a fan-in of 64 it merges 57
+/// into one and leaves 64, instead of rewriting all 120. Intermediate merges
+/// copy staging lines as they are (see [`RawRow`]); only the final merge
+/// decodes records.
+pub fn reduce_fan_in(
+    files: Vec<PathBuf>,
+    max_fan_in: usize,
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, u64), ExportError> {
+    let max_fan_in = max_fan_in.max(2);
+    if files.len() <= max_fan_in {
+        return Ok((files, 0));
+    }
+    // Smallest first; ties in listing order, so the result is deterministic.
+    let mut queue = BinaryHeap::with_capacity(files.len());
+    for (n, path) in files.into_iter().enumerate() {
+        let size = std::fs::metadata(&path).map_err(local(&path))?.len();
+        queue.push(Reverse((size, n, path)));
+    }
+    let mut duplicates = 0;
+    let mut step = 0;
+    let mut order = queue.len();
+    while queue.len() > max_fan_in {
+        let take = if step == 0 {
+            (queue.len() - 2) % (max_fan_in - 1) + 2
+        } else {
+            max_fan_in
+        };
+        step += 1;
+        let group: Vec<PathBuf> = (0..take)
+            .filter_map(|_| queue.pop().map(|Reverse((_, _, path))| path))
+            .collect();
+        let out = dir.join(format!("merged-{step}.ndjson.gz"));
+        duplicates += merge_into(&group, &out)?;
+        for path in &group {
+            std::fs::remove_file(path).map_err(local(path))?;
+        }
+        let size = std::fs::metadata(&out).map_err(local(&out))?.len();
+        queue.push(Reverse((size, order, out)));
+        order += 1;
+    }
+    let mut left: Vec<(usize, PathBuf)> = queue
+        .into_iter()
+        .map(|Reverse((_, n, path))| (n, path))
+        .collect();
+    left.sort();
+    Ok((left.into_iter().map(|(_, path)| path).collect(), duplicates))
+}
+
+type RawFileReader = RawReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
+
+fn open_raw(files: &[PathBuf]) -> Result<Vec<RawFileReader>, ExportError> {
+    files
+        .iter()
+        .map(|path| {
+            let file = File::open(path).map_err(local(path))?;
+            Ok(RawReader::new(io::BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                flate2::read::MultiGzDecoder::new(io::BufReader::new(file)),
+            )))
+        })
+        .collect()
+}
+
+fn merge_into(inputs: &[PathBuf], out: &Path) -> Result<u64, ExportError> {
+    let file = File::create(out).map_err(local(out))?;
+    let mut writer = StagingWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
+    let mut merge = Merge::new(open_raw(inputs)?);
+    for row in merge.by_ref() {
+        writer.write_line(&row?.line).map_err(local(out))?;
+    }
+    writer
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(local(out))?;
+    Ok(merge.stats().duplicates)
+}
+
+/// Output buffer of an intermediate merge.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;

@@ -1,0 +1,275 @@
+//! [`ObjectStore`] for `aws_sdk_s3::Client`: requests and answers only.
+
+use std::io::Write;
+use std::path::Path;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::store::{ObjectInfo, ObjectStore, StoreError, UploadedPart};
+
+/// An S3 bucket as an [`ObjectStore`].
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    /// A store on `bucket` with a client built from `sdk`. Path-style
+    /// addressing when an endpoint is set (`AWS_ENDPOINT_URL`, a local
+    /// emulator on 127.0.0.1 has no per-bucket host names).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
+        Self::new(aws_sdk_s3::Client::from_conf(config), bucket)
+    }
+
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn service<E, R>(operation: &'static str, key: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Service {
+        operation,
+        key: key.to_owned(),
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+/// `NoSuchKey` / `NotFound`, or a bare 404 (HEAD answers have no body).
+fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ServiceError(e) => {
+            matches!(e.err().code(), Some("NoSuchKey" | "NotFound"))
+                || e.raw().status().as_u16() == 404
+        }
+        _ => false,
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service("list", prefix, e))?;
+            out.extend(page.contents().iter().filter_map(|object| {
+                Some(ObjectInfo {
+                    key: object.key()?.to_owned(),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    size: object
+                        .size()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or(0),
+                })
+            }));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                etag: head.e_tag().unwrap_or_default().to_owned(),
+                size: head
+                    .content_length()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(0),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(service("head", key, e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let object = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(service("get", key, e)),
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Service {
+                operation: "get",
+                key: key.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    async fn download(&self, key: &str, to: &Path) -> Result<u64, StoreError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| service("download", key, e))?;
+        let io = |e| StoreError::io("download", key, e);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
+        let mut body = object.body;
+        let mut size = 0;
+        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Service {
+            operation: "download",
+            key: key.to_owned(),
+            message: e.to_string(),
+        })? {
+            file.write_all(&chunk).map_err(io)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().map_err(io)?;
+        Ok(size)
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, StoreError> {
+        let output = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| service("put", key, e))?;
+        Ok(output.e_tag().unwrap_or_default().to_owned())
+    }
+
+    async fn start_upload(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        let output = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| service("start_upload", key, e))?;
+        output
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::Service {
+                operation: "start_upload",
+                key: key.to_owned(),
+                message: "no upload id in the answer".into(),
+            })
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError> {
+        let output = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| service("upload_part", key, e))?;
+        Ok(UploadedPart {
+            number,
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<String, StoreError> {
+        let parts = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number)
+                    .e_tag(&p.etag)
+                    .build()
+            })
+            .collect();
+        let output = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| service("complete_upload", key, e))?;
+        Ok(output.e_tag().unwrap_or_default().to_owned())
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| service("abort_upload", key, e))?;
+        Ok(())
+    }
+}

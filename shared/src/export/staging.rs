@@ -1,0 +1,315 @@
+//! The staging format: one gzip member holding DPL records as compact JSON,
+//! one per line (`\n`), sorted by (event time, event id). See
+//! `docs/export.md`. Every line is exactly [`DplRecord::to_json`], so the
+//! bytes of a staging object depend on its records only.
+
+use std::io::{self, BufRead, Write};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::record::{DplRecord, EventId};
+use crate::time::Timestamp;
+
+/// gzip level of staging objects: level 1 is several times faster than the
+/// default (6) and the objects are short-lived.
+pub const STAGING_COMPRESSION: u32 = 1;
+
+/// Longest staging line accepted: a DPL record travels in one Kinesis
+/// record, at most 1 MiB of data (Kinesis Data Streams quotas, "PutRecords").
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("reading a staging object: {0}")]
+    Io(#[from] io::Error),
+    #[error("staging line {line} is not a DPL record: {source}")]
+    Record {
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("staging line {line} is longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong { line: u64 },
+}
+
+/// The order of rows in staging objects and exports.
+pub fn sort_key(record: &DplRecord) -> (Timestamp, EventId) {
+    (record.dpl_event.time(), record.event_id)
+}
+
+/// Sorts `records` into staging order, dropping repeated event ids.
+pub fn sort_rows(records: &mut Vec<DplRecord>) {
+    records.sort_by_key(sort_key);
+    records.dedup_by_key(|r| sort_key(r));
+}
+
+/// Writes records, already in staging order, as one gzip stream.
+pub struct StagingWriter<W: Write> {
+    gzip: GzEncoder<W>,
+    line: Vec<u8>,
+}
+
+impl<W: Write> StagingWriter<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            gzip: GzEncoder::new(out, Compression::new(STAGING_COMPRESSION)),
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    pub fn write(&mut self, record: &DplRecord) -> io::Result<()> {
+        self.line.clear();
+        record.write_json(&mut self.line);
+        self.line.push(b'\n');
+        self.gzip.write_all(&self.line)
+    }
+
+    /// Writes a line already in the staging format (a record's
+    /// [`DplRecord::to_json`], without its `\n`), as read by [`RawReader`].
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.gzip.write_all(line)?;
+        self.gzip.write_all(b"\n")
+    }
+
+    /// Ends the gzip stream and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.gzip.finish()
+    }
+}
+
+/// A whole staging object in memory: what the event-store function puts.
+pub fn encode(records: &[DplRecord]) -> Vec<u8> {
+    let mut writer = StagingWriter::new(Vec::new());
+    for record in records {
+        writer.write(record).expect("writing to a Vec cannot fail");
+    }
+    writer.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Reads the records of a decompressed staging stream, line by line: memory
+/// is one line, whatever the object's size.
+pub struct StagingReader<R> {
+    input: R,
+    buffer: Vec<u8>,
+    line: u64,
+}
+
+impl<R: BufRead> StagingReader<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            input,
+            buffer: Vec::with_capacity(1024),
+            line: 0,
+        }
+    }
+
+    fn read_line(&mut self) -> Result<bool, StagingError> {
+        self.buffer.clear();
+        let limit = (MAX_LINE_BYTES + 1) as u64;
+        let read = io::Read::take(&mut self.input, limit).read_until(b'\n', &mut self.buffer)?;
+        self.line += 1;
+        if read as u64 == limit && self.buffer.last() != Some(&b'\n') {
+            return Err(StagingError::LineTooLong { line: self.line });
+        }
+        Ok(read > 0)
+    }
+
+    /// The next non-empty line, without its line end, and its number.
+    fn next_line(&mut self) -> Option<Result<(&[u8], u64), StagingError>> {
+        loop {
+            match self.read_line() {
+                Err(error) => return Some(Err(error)),
+                Ok(false) => return None,
+                Ok(true) => {}
+            }
+            if !self.buffer.trim_ascii_end().is_empty() {
+                return Some(Ok((self.buffer.trim_ascii_end(), self.line)));
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for StagingReader<R> {
+    type Item = Result<DplRecord, StagingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.next_line()? {
+            Err(error) => Err(error),
+            Ok((text, line)) => {
+                DplRecord::from_json(text).map_err(|source| StagingError::Record { line, source })
+            }
+        })
+    }
+}
+
+/// A staging line kept as bytes, with its sort key: what the intermediate
+/// merge rounds move. They copy lines instead of decoding and re-encoding
+/// records; the last round decodes every row (and checks the order again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRow {
+    /// The line without its `\n`.
+    pub line: Vec<u8>,
+    key: (Timestamp, EventId),
+}
+
+impl RawRow {
+    /// Reads the sort key of a staging line; the rest of the record is
+    /// skipped, not checked.
+    pub fn parse(line: &[u8]) -> Result<Self, serde_json::Error> {
+        let key: LineKey = serde_json::from_slice(line)?;
+        let time = match (key.dpl_event.activation, key.dpl_event.timestamp) {
+            (Some(activation), _) => activation.event_time,
+            (None, Some(timestamp)) => timestamp,
+            (None, None) => {
+                return Err(serde::de::Error::missing_field("timestamp"));
+            }
+        };
+        Ok(Self {
+            line: line.to_vec(),
+            key: (time, key.event_id),
+        })
+    }
+
+    pub fn sort_key(&self) -> (Timestamp, EventId) {
+        self.key
+    }
+}
+
+/// The fields of a staging line that make its sort key (see [`sort_key`]):
+/// the event time is the activation's `event_time`, else the top-level
+/// `timestamp`.
+#[derive(serde::Deserialize)]
+struct LineKey {
+    dpl_event: EventKey,
+    event_id: EventId,
+}
+
+#[derive(serde::Deserialize)]
+struct EventKey {
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    #[serde(default)]
+    activation: Option<ActivationTime>,
+}
+
+#[derive(serde::Deserialize)]
+struct ActivationTime {
+    event_time: Timestamp,
+}
+
+/// Reads the lines of a decompressed staging stream as [`RawRow`]s.
+pub struct RawReader<R>(StagingReader<R>);
+
+impl<R: BufRead> RawReader<R> {
+    pub fn new(input: R) -> Self {
+        Self(StagingReader::new(input))
+    }
+}
+
+impl<R: BufRead> Iterator for RawReader<R> {
+    type Item = Result<RawRow, StagingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.0.next_line()? {
+            Err(error) => Err(error),
+            Ok((text, line)) => {
+                RawRow::parse(text).map_err(|source| StagingError::Record { line, source })
+            }
+        })
+    }
+}
+
+/// A reader of a gzip-compressed staging stream.
+pub fn gzip_reader<R: io::Read>(
+    input: R,
+) -> StagingReader<io::BufReader<flate2::read::MultiGzDecoder<R>>> {
+    StagingReader::new(io::BufReader::with_capacity(
+        READ_BUFFER_BYTES,
+        flate2::read::MultiGzDecoder::new(input),
+    ))
+}
+
+/// Buffer of the decompressed side of one staging reader; with the gzip
+/// window (32 KiB) it is most of a reader's memory.
+pub(crate) const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::event::{Connection, DeviceMetadata};
+    use crate::{DeviceEvent, EventType};
+
+    /// A connectivity record at `millis` with an id from `n`.
+    pub(crate) fn record(oem: &str, millis: i64, n: u32) -> DplRecord {
+        let metadata = DeviceMetadata {
+            oem_id: oem.into(),
+            oem_model: "ledevb".into(),
+            dsn: format!("AC000W{n:09}"),
+            event_type: EventType::Connectivity,
+        };
+        let at = Timestamp::from_millis(millis).unwrap();
+        DplRecord {
+            dpl_event: DeviceEvent::Connectivity {
+                metadata: metadata.clone(),
+                timestamp: at,
+                connection: Connection {
+                    event_time: at,
+                    user_uuid: None,
+                    status: "Online".into(),
+                    metadata,
+                },
+            },
+            event_id: crate::EventId::derive(&n.to_string(), EventType::Connectivity),
+        }
+    }
+
+    #[test]
+    fn encode_then_read_gives_the_records_back() {
+        let mut records = vec![
+            record("a", 3_000, 1),
+            record("a", 1_000, 2),
+            record("a", 1_000, 2),
+        ];
+        sort_rows(&mut records);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].dpl_event.time().millis(), 1_000);
+        let bytes = encode(&records);
+        let back: Vec<DplRecord> = gzip_reader(&bytes[..]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(back, records);
+    }
+
+    #[test]
+    fn the_bytes_depend_on_the_records_only() {
+        let records = vec![record("a", 1_000, 1), record("a", 2_000, 2)];
+        assert_eq!(encode(&records), encode(&records.clone()));
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_with_its_number() {
+        let mut text = records_text(&[record("a", 1_000, 1)]);
+        text.extend_from_slice(b"\n{\"not\": \"a record\"}\n");
+        let results: Vec<_> = StagingReader::new(&text[..]).collect();
+        assert!(results[0].is_ok());
+        match &results[1] {
+            Err(StagingError::Record { line: 3, .. }) => {}
+            other => panic!("expected an error on line 3, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused() {
+        let text = vec![b'x'; MAX_LINE_BYTES + 10];
+        let first = StagingReader::new(&text[..]).next().unwrap();
+        assert!(matches!(first, Err(StagingError::LineTooLong { line: 1 })));
+    }
+
+    fn records_text(records: &[DplRecord]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            r.write_json(&mut out);
+            out.push(b'\n');
+        }
+        out
+    }
+}

@@ -1,0 +1,159 @@
+//! Hourly export benchmark (run by hand, release build):
+//!   cargo run --release -p dplctl --example export_bench -- 1000000
+//! Generates N staged events of the six types (the seed's examples with
+//! varied ids and times) once under target/export-bench/N/, then exports
+//! the hour through the same driver as the Lambda (local directory store)
+//! and prints rows/s, MB/s and the process's peak memory (VmHWM).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dpl::export::staging::{sort_rows, StagingWriter};
+use dpl::export::{BatchRange, DirStore, ExportOptions, Exporter, Layout, Partition, Selection};
+use dpl::{DeviceEvent, DplRecord, EventId, Timestamp};
+
+/// Staging objects per partition (one per simulated event-store batch).
+const OBJECTS_PER_PARTITION: u64 = 120;
+
+fn seed(name: &str) -> DeviceEvent {
+    let path = format!(
+        "{}/../../tests/fixtures/seed/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    serde_json::from_value(value["dpl_event"].clone()).unwrap()
+}
+
+fn at(event: &DeviceEvent, time: Timestamp) -> DeviceEvent {
+    let mut event = event.clone();
+    match &mut event {
+        DeviceEvent::Activation { activation, .. } => activation.event_time = time,
+        DeviceEvent::Connectivity { timestamp, .. }
+        | DeviceEvent::Datapoint { timestamp, .. }
+        | DeviceEvent::DatapointAck { timestamp, .. }
+        | DeviceEvent::Location { timestamp, .. }
+        | DeviceEvent::Registration { timestamp, .. } => *timestamp = time,
+    }
+    event
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
+    let layout = Layout::default();
+    let seeds: Vec<DeviceEvent> = [
+        "activation",
+        "connectivity",
+        "datapoint",
+        "datapointack",
+        "location",
+        "registration",
+    ]
+    .iter()
+    .map(|s| seed(s))
+    .collect();
+    for (t, template) in seeds.iter().enumerate() {
+        let partition = Partition {
+            hour,
+            oem_id: template.oem_id().to_owned(),
+            event_type: template.event_type(),
+        };
+        let per_type = n / 6;
+        for object in 0..OBJECTS_PER_PARTITION {
+            let mut rows: Vec<DplRecord> = (object..per_type)
+                .step_by(OBJECTS_PER_PARTITION as usize)
+                .map(|i| DplRecord {
+                    dpl_event: at(
+                        template,
+                        Timestamp::from_millis(hour.millis() + (i as i64 * 7919) % 3_600 * 1_000)
+                            .unwrap(),
+                    ),
+                    event_id: EventId::derive(&format!("{t}-{i}"), template.event_type()),
+                })
+                .collect();
+            sort_rows(&mut rows);
+            let (first, last) = (object.to_string(), (object + 1).to_string());
+            let key = layout
+                .staging_key(
+                    &partition,
+                    &BatchRange {
+                        shard_id: "shardId-000000000000",
+                        first_sequence: &first,
+                        last_sequence: &last,
+                    },
+                )
+                .unwrap();
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut writer = StagingWriter::new(std::io::BufWriter::new(
+                std::fs::File::create(path).unwrap(),
+            ));
+            for row in &rows {
+                writer.write(row).unwrap();
+            }
+            writer.finish().unwrap();
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/export-bench/{n}"));
+    if !root.join("staging").exists() {
+        eprintln!("generating {n} staged events under {}", root.display());
+        generate(&root, n, hour);
+    }
+    let _ = std::fs::remove_dir_all(root.join("exports"));
+    let _ = std::fs::remove_dir_all(root.join("manifests"));
+    let exporter = Exporter::new(
+        DirStore::new(&root),
+        Layout::default(),
+        ExportOptions::default(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let outcomes = exporter
+        .run(
+            &[hour],
+            &Selection {
+                oem_id: None,
+                force: true,
+            },
+            &mut (),
+        )
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let (mut rows, mut bytes) = (0, 0);
+    for outcome in outcomes {
+        match outcome {
+            dpl::export::PartitionOutcome::Exported(e) => {
+                rows += e.csv.rows;
+                bytes += e.csv.bytes;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    println!(
+        "dpl export: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB",
+        bytes as f64 / 1e6,
+        rows as f64 / seconds,
+        bytes as f64 / 1e6 / seconds,
+        vm_hwm_kib() / 1024
+    );
+}
