@@ -515,3 +515,83 @@ fn merge_into(inputs: &[PathBuf], out: &Path) -> Result<u64, ExportError> {
 
 /// Output buffer of an intermediate merge.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::staging::tests::record;
+    use crate::export::staging::{encode, sort_rows};
+
+    /// Reducing the fan-in (raw line merges) then merging gives the same
+    /// rows as one merge of every file, each event once.
+    #[test]
+    fn reduced_fan_in_merges_to_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        let mut want = Vec::new();
+        for f in 0..11u32 {
+            // Files overlap: event n is staged in files n % 11 and (n + 1) % 11.
+            let mut rows: Vec<DplRecord> = (0..200u32)
+                .filter(|n| n % 11 == f || (n + 1) % 11 == f)
+                .map(|n| record("a", 1_000 * i64::from(n % 37), n))
+                .collect();
+            want.extend(rows.iter().cloned());
+            sort_rows(&mut rows);
+            let path = dir.path().join(format!("{f}.ndjson.gz"));
+            std::fs::write(&path, encode(&rows)).unwrap();
+            files.push(path);
+        }
+        sort_rows(&mut want);
+        for fan_in in [2, 3, 4, 10, 11, 64] {
+            let work = tempfile::tempdir().unwrap();
+            let copies: Vec<PathBuf> = files
+                .iter()
+                .map(|p| {
+                    let to = work.path().join(p.file_name().unwrap());
+                    std::fs::copy(p, &to).unwrap();
+                    to
+                })
+                .collect();
+            let (left, dropped) = reduce_fan_in(copies, fan_in, work.path()).unwrap();
+            assert!(
+                left.len() <= fan_in.max(2),
+                "fan-in {fan_in}: {}",
+                left.len()
+            );
+            let mut merge = Merge::new(open_all(&left).unwrap());
+            let got: Vec<DplRecord> = merge.by_ref().map(Result::unwrap).collect();
+            assert_eq!(got, want, "fan-in {fan_in}");
+            assert_eq!(
+                dropped + merge.stats().duplicates,
+                400 - 200,
+                "fan-in {fan_in}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_raw_row_has_the_records_sort_key() {
+        let activation = DplRecord {
+            dpl_event: crate::DeviceEvent::Activation {
+                metadata: crate::event::DeviceMetadata {
+                    oem_id: "a".into(),
+                    oem_model: "m".into(),
+                    dsn: "d".into(),
+                    event_type: crate::EventType::Activation,
+                },
+                activation: crate::event::Activation {
+                    id: "i".into(),
+                    device_type: "Wifi".into(),
+                    status: "Activated".into(),
+                    event_time: Timestamp::from_millis(5_000).unwrap(),
+                },
+            },
+            event_id: crate::EventId::derive("x", crate::EventType::Activation),
+        };
+        for r in [activation, record("a", 7_000, 3)] {
+            let raw = super::super::staging::RawRow::parse(&r.to_json()).unwrap();
+            assert_eq!(raw.sort_key(), super::super::staging::sort_key(&r));
+            assert_eq!(raw.line, r.to_json());
+        }
+    }
+}
