@@ -6,6 +6,7 @@
 //! - [`twin`]: the twin table's item schema and the derivation of events
 //!   from one DynamoDB Streams record;
 //! - [`csv`]: headerless CSV rows of the hourly export;
+//! - [`examples`]: events holding the values of the vendor's examples;
 //! - [`export`]: staging, merge, manifests and driver of the hourly export;
 //! - `kinesis` (feature `aws`): packing, retrying and ordering PutRecords.
 //!
@@ -18,6 +19,7 @@
 
 pub mod csv;
 pub mod event;
+pub mod examples;
 pub mod export;
 #[cfg(feature = "aws")]
 pub mod kinesis;

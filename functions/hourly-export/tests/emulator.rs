@@ -11,17 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use base64::Engine;
-use dpl::event::{
-    Connection, Datapoint, DatapointMetadata, DeviceMetadata, Location, PropertyMetadata,
-    Registration,
-};
+use dpl::event::{Connection, DeviceMetadata};
+use dpl::examples::NIL_UUID;
 use dpl::export::s3::S3Store;
 use dpl::export::{Layout, Manifest, ObjectStore, Partition, Selection};
-use dpl::{BaseType, DeviceEvent, DplRecord, EventId, EventType, Timestamp};
+use dpl::{DeviceEvent, DplRecord, EventId, EventType, Timestamp};
 use hourly_export::request::{HourRequest, Request};
 use serde_json::json;
 
-const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 const MIB: usize = 1024 * 1024;
 
 fn at(text: &str) -> Timestamp {
@@ -223,74 +220,16 @@ fn seed_event(name: &str) -> DeviceEvent {
     serde_json::from_value(value["dpl_event"].clone()).unwrap()
 }
 
-/// Events holding the values of the seed's four CSV examples (as in
-/// `shared/tests/golden_csv.rs`), each with its expected row.
-fn seed_csv_examples() -> Vec<(DeviceEvent, &'static str, String)> {
-    let datapoint = DeviceEvent::Datapoint {
-        metadata: PropertyMetadata {
-            oem_id: "abcd1234".into(),
-            oem_model: "ledevb".into(),
-            dsn: "AC000W000000001".into(),
-            property_name: "log".into(),
-            display_name: "log".into(),
-            base_type: BaseType::String,
-            resource_tags: None,
-            event_type: EventType::Datapoint,
-        },
-        datapoint: Datapoint {
-            id: NIL_UUID.into(),
-            updated_at: at("2020-02-05T12:08:26Z"),
-            created_at: at("2020-02-05T12:08:26Z"),
-            echo: false,
-            closed: false,
-            value: "CMD_1".into(),
-            metadata: DatapointMetadata::default(),
-            user_uuid: Some(NIL_UUID.into()),
-            discarded: false,
-            scope: "user".into(),
-            direction: "output".into(),
-        },
-        timestamp: at("2020-02-05T12:08:27Z"),
-    };
-    let location = DeviceEvent::Location {
-        metadata: device("abcd1234", EventType::Location),
-        location_event: Location {
-            user_uuid: Some(NIL_UUID.into()),
-            dsn: "AC000W000000001".into(),
-            ip: Some("22.22.22.22".into()),
-            lat: " 10.000000".into(),
-            provider: "user-based".into(),
-            created_at: at("2020-08-28T08:52:08Z"),
-            long: "-10.000000".into(),
-        },
-        timestamp: at("2020-08-28T08:52:09Z"),
-    };
-    let registration = DeviceEvent::Registration {
-        metadata: device("abcd1234", EventType::Registration),
-        registration_event: Registration {
-            dsn: "AC000W000000001".into(),
-            user_uuid: Some(NIL_UUID.into()),
-            registered: false,
-            registration_type: "Dsn".into(),
-            registered_at: Some(at("2020-04-24T09:57:47Z")),
-            unregistered_at: None,
-        },
-        timestamp: at("2020-04-24T09:57:48Z"),
-    };
-    vec![
-        (
-            connectivity("abcd1234", at("2020-02-03T21:30:45Z"), "Online"),
-            "2020-02-03T21",
-            seed_fixture("connection.csv"),
-        ),
-        (datapoint, "2020-02-05T12", seed_fixture("datapoint.csv")),
-        (location, "2020-08-28T08", seed_fixture("location.csv")),
-        (
-            registration,
-            "2020-04-24T09",
-            seed_fixture("registration.csv"),
-        ),
-    ]
+/// Events holding the values of the seed's four CSV examples
+/// (`dpl::examples`), each with its hour (`YYYY-MM-DDTHH`) and expected row.
+fn seed_csv_examples() -> Vec<(DeviceEvent, String, String)> {
+    dpl::examples::seed_csv_examples()
+        .into_iter()
+        .map(|(name, event)| {
+            let hour = event.time().dpl().to_string()[..13].to_owned();
+            (event, hour, seed_fixture(&format!("{name}.csv")))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -299,9 +238,8 @@ async fn all_six_types_are_exported_byte_for_byte() {
     let mut cases = seed_csv_examples();
     for name in ["activation.json", "datapointack.json"] {
         let event = seed_event(name);
-        let hour = event.time().hour_start().iso_seconds().to_string()[..13].to_owned();
+        let hour = event.time().dpl().to_string()[..13].to_owned();
         let row = dpl::csv::row(&event);
-        let hour: &'static str = Box::leak(hour.into_boxed_str());
         cases.push((event, hour, row));
     }
     let records: Vec<DplRecord> = cases
