@@ -292,7 +292,8 @@ mod tests {
 
     #[tokio::test]
     async fn everything_accepted_takes_one_call_per_500_entries() {
-        let entries = entries(&["A"; 1_001]);
+        let keys: Vec<String> = (0..1_001).map(|i| format!("K{i}")).collect();
+        let entries = entries(&keys.iter().map(String::as_str).collect::<Vec<_>>());
         let kinesis = InMemoryKinesis::new();
         let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
         assert!(outcome.is_complete());
@@ -303,13 +304,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_busy_key_takes_one_call_per_entry_in_order() {
+        let entries = entries(&["A"; 4]);
+        let kinesis = InMemoryKinesis::new().recording_requests();
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        assert!(outcome.is_complete());
+        let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
+        assert_eq!(requests, vec![vec![0], vec![1], vec![2], vec![3]]);
+        assert_eq!(kinesis.records(STREAM), entries);
+    }
+
+    #[tokio::test]
     async fn only_failed_entries_are_resent_and_later_entries_of_their_key_wait() {
-        // Call 0 throttles entry 1 (key X) and 4 (key Y); everything else goes.
+        // Call 0 takes the first entry of each key (0, 2, 3); call 1 the
+        // next ones (1, 4), which are throttled; 5 (X) must wait for 1.
         let entries = entries(&["X", "X", "Y", "Z", "Y", "X"]);
         let kinesis = InMemoryKinesis::new()
             .recording_requests()
             .with_fault(|call, batch| {
-                (call == 0).then(|| {
+                (call == 1).then(|| {
                     Ok(batch
                         .iter()
                         .map(|e| match index_of(e) {
@@ -322,19 +335,23 @@ mod tests {
         let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
         assert!(outcome.is_complete());
         let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
-        assert_eq!(requests, vec![vec![0, 1, 2, 3, 4, 5], vec![1, 4]]);
-        assert_eq!(outcome.stats.resent, 2);
+        assert_eq!(
+            requests,
+            vec![vec![0, 2, 3], vec![1, 4], vec![1, 4], vec![5]]
+        );
+        // Sent in the retry round: 1 and 4 again, and 5, held back for them.
+        assert_eq!(outcome.stats.resent, 3);
         assert_eq!(outcome.stats.retry_rounds, 1);
-        // 5 (X) was in the same request as 1 and got in first: the one
-        // documented limit. Nothing else overtook, nothing was duplicated.
-        assert_eq!(indexes(&kinesis.records(STREAM)), vec![0, 2, 3, 5, 1, 4]);
+        // Nothing overtook, nothing was duplicated.
+        assert_eq!(indexes(&kinesis.records(STREAM)), vec![0, 2, 3, 1, 4, 5]);
     }
 
     #[tokio::test]
     async fn a_failed_key_is_held_back_in_the_following_requests_of_the_round() {
-        // 600 entries: requests of 500 and 100. In the first, key X's
-        // entries (0, 100, ..., 400) are throttled; X's entry in the second
-        // request (500) must not be sent before them.
+        // 600 entries, key X at 0, 100, ..., 500, the others distinct. The
+        // first request takes X's first entry (the others of X wait for a
+        // later request) and is throttled for X; X's later entries are then
+        // held back for the next round, where they go one per request.
         let keys: Vec<String> = (0..600)
             .map(|i| {
                 if i % 100 == 0 {
@@ -362,10 +379,11 @@ mod tests {
         let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
         assert!(outcome.is_complete());
         let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
-        assert_eq!(requests[0], (0..500).collect::<Vec<_>>());
-        assert_eq!(requests[1], (501..600).collect::<Vec<_>>());
-        assert_eq!(requests[2], vec![0, 100, 200, 300, 400, 500]);
-        assert_eq!(requests.len(), 3);
+        let later_x = |i: &usize| !i.is_multiple_of(100) || *i == 0;
+        assert_eq!(requests[0], (0..505).filter(later_x).collect::<Vec<_>>());
+        assert_eq!(requests[1], (505..600).collect::<Vec<_>>());
+        let retried: Vec<Vec<usize>> = (0..6).map(|i| vec![i * 100]).collect();
+        assert_eq!(requests[2..], retried[..]);
         assert_once_and_in_key_order(&entries, &kinesis.records(STREAM));
     }
 
