@@ -14,6 +14,7 @@ use dpl::export::s3::S3Store;
 use dpl::export::{
     DirStore, ExportOptions, Exporter, Layout, ObjectStore, PartitionOutcome, Selection,
 };
+use dpl::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Per-attempt limit of one S3 call, a 16 MiB part upload included.
@@ -28,11 +29,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Export one hour again (every partition of it, or one OEM's).
+    /// Export one hour, or a range of hours, again (every partition of
+    /// each, or one OEM's).
     Export {
         /// The hour, UTC: `2020-08-28T09`.
         #[arg(long)]
         hour: String,
+        /// Export every hour from `--hour` to this one, inclusive.
+        #[arg(long)]
+        until: Option<String>,
         /// Where staging is read and the export written: `s3://BUCKET` or a
         /// local directory with the same layout. Default: `s3://$BUCKET`.
         #[arg(long)]
@@ -51,6 +56,29 @@ enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+}
+
+/// The longest range one command exports: the 12 months exports are kept.
+const MAX_HOURS: i64 = 366 * 24;
+
+/// Every hour from `from` to `until` (inclusive), as hour starts.
+fn hours(from: &str, until: Option<&str>) -> anyhow::Result<Vec<Timestamp>> {
+    const HOUR_MS: i64 = 3_600_000;
+    let first = parse_hour(from)?;
+    let last = until.map(parse_hour).transpose()?.unwrap_or(first);
+    let count = (last.millis() - first.millis()) / HOUR_MS + 1;
+    if count < 1 {
+        bail!(
+            "--until {} is before --hour {from}",
+            until.unwrap_or_default()
+        );
+    }
+    if count > MAX_HOURS {
+        bail!("{count} hours: at most {MAX_HOURS} hours at a time");
+    }
+    (0..count)
+        .map(|n| Ok(Timestamp::from_millis(first.millis() + n * HOUR_MS)?))
+        .collect()
 }
 
 /// A progress bar over partitions.
@@ -77,17 +105,16 @@ impl Progress for Bar {
 async fn export<S: ObjectStore>(
     store: S,
     options: ExportOptions,
-    hour: &str,
+    hours: &[Timestamp],
     selection: Selection,
 ) -> anyhow::Result<()> {
-    let hour = parse_hour(hour)?;
     let exporter = Exporter::new(store, Layout::default(), options)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .context("progress style")?,
     );
     let mut progress = Bar(bar.clone());
-    let outcomes = exporter.run(&[hour], &selection, &mut progress).await?;
+    let outcomes = exporter.run(hours, &selection, &mut progress).await?;
     bar.finish();
     let (mut exported, mut failed, mut rows) = (0, 0, 0);
     for outcome in &outcomes {
@@ -100,9 +127,11 @@ async fn export<S: ObjectStore>(
             PartitionOutcome::UpToDate(_) => {}
         }
     }
+    let first = hours.first().map(|h| h.folder_name().to_string());
     println!(
-        "{}: {} partitions, {exported} exported ({rows} rows), {failed} failed",
-        hour.folder_name(),
+        "{} ({} hours): {} partitions, {exported} exported ({rows} rows), {failed} failed",
+        first.unwrap_or_default(),
+        hours.len(),
         outcomes.len()
     );
     if failed > 0 {
@@ -115,6 +144,7 @@ async fn export<S: ObjectStore>(
 async fn main() -> anyhow::Result<()> {
     let Command::Export {
         hour,
+        until,
         to,
         oem,
         changed_only,
@@ -130,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         oem_id: oem,
         force: !changed_only,
     };
+    let hours = hours(&hour, until.as_deref())?;
     let to = match to {
         Some(to) => to,
         None => format!(
@@ -141,8 +172,45 @@ async fn main() -> anyhow::Result<()> {
         Some(bucket) => {
             let aws = dpl::sdk::load(S3_ATTEMPT_TIMEOUT).await;
             let store = S3Store::from_sdk_config(&aws, bucket);
-            export(store, options, &hour, selection).await
+            export(store, options, &hours, selection).await
         }
-        None => export(DirStore::new(to), options, &hour, selection).await,
+        None => export(DirStore::new(to), options, &hours, selection).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(hours: &[Timestamp]) -> Vec<String> {
+        hours.iter().map(|h| h.folder_name().to_string()).collect()
+    }
+
+    #[test]
+    fn one_hour_or_an_inclusive_range_across_midnight() {
+        assert_eq!(
+            names(&hours("2020-08-28T09", None).unwrap()),
+            ["2020-08-28-09:00:00"]
+        );
+        assert_eq!(
+            names(&hours("2020-08-28T23", Some("2020-08-29T01")).unwrap()),
+            [
+                "2020-08-28-23:00:00",
+                "2020-08-29-00:00:00",
+                "2020-08-29-01:00:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backwards_or_too_long_range_is_refused() {
+        let backwards = hours("2020-08-28T09", Some("2020-08-28T08")).unwrap_err();
+        assert!(
+            backwards.to_string().contains("before --hour"),
+            "{backwards}"
+        );
+        let long = hours("2020-01-01T00", Some("2022-01-01T00")).unwrap_err();
+        assert!(long.to_string().contains("at most"), "{long}");
+        assert!(hours("yesterday", None).is_err());
     }
 }
