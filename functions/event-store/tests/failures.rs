@@ -40,11 +40,11 @@ impl ObjectStore for FailingStore {
         content_type: &str,
     ) -> Result<String, StoreError> {
         if key.contains(self.fail_on) {
-            return Err(StoreError::Service {
-                operation: "PutObject",
-                key: key.into(),
-                message: "SlowDown: please reduce your request rate".into(),
-            });
+            return Err(StoreError::service(
+                "PutObject",
+                key,
+                "SlowDown: please reduce your request rate",
+            ));
         }
         self.puts.borrow_mut().push(key.into());
         self.inner.put(key, body, content_type).await

@@ -49,11 +49,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::Service {
-        operation,
-        key: key.to_owned(),
-        message: DisplayErrorContext(&error).to_string(),
-    }
+    StoreError::service(operation, key, DisplayErrorContext(&error))
 }
 
 /// `NoSuchKey` / `NotFound`, or a bare 404 (HEAD answers have no body).
@@ -133,11 +129,7 @@ impl ObjectStore for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Service {
-                operation: "get",
-                key: key.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StoreError::service("get", key, e))?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
@@ -154,11 +146,11 @@ impl ObjectStore for S3Store {
         let mut file = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
         let mut body = object.body;
         let mut size = 0;
-        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Service {
-            operation: "download",
-            key: key.to_owned(),
-            message: e.to_string(),
-        })? {
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::service("download", key, e))?
+        {
             file.write_all(&chunk).map_err(io)?;
             size += chunk.len() as u64;
         }
@@ -198,11 +190,7 @@ impl ObjectStore for S3Store {
         output
             .upload_id()
             .map(str::to_owned)
-            .ok_or_else(|| StoreError::Service {
-                operation: "start_upload",
-                key: key.to_owned(),
-                message: "no upload id in the answer".into(),
-            })
+            .ok_or_else(|| StoreError::service("start_upload", key, "no upload id in the answer"))
     }
 
     async fn upload_part(

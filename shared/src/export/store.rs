@@ -35,6 +35,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The store answered `operation` on `key` with an error.
+    pub fn service(operation: &'static str, key: &str, message: impl ToString) -> Self {
+        StoreError::Service {
+            operation,
+            key: key.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
     pub fn io(operation: &'static str, key: &str, source: io::Error) -> Self {
         StoreError::Io {
             operation,
