@@ -11,7 +11,7 @@ use crate::event::{
     Connection, Datapoint, DatapointMetadata, DeviceMetadata, Location, PropertyMetadata,
     Registration,
 };
-use crate::{BaseType, DeviceEvent, EventType, Timestamp};
+use crate::{BaseType, DeviceEvent, DplRecord, EventType, Timestamp};
 
 /// The nil UUID the seed prints for every id and user.
 pub const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
@@ -115,4 +115,106 @@ pub fn seed_csv_examples() -> [(&'static str, DeviceEvent); 4] {
         ("location", location()),
         ("registration", registration()),
     ]
+}
+
+/// `data` as the Lambda Kinesis event source delivers it from the DPL
+/// stream: shard `shardId-000000000000`, the given sequence number.
+/// `DplRecord`s go in as `(record.partition_key(), &record.to_json())`.
+pub fn kinesis_event_record(
+    partition_key: &str,
+    data: &[u8],
+    sequence: u64,
+) -> aws_lambda_events::event::kinesis::KinesisEventRecord {
+    use base64::Engine;
+    serde_json::from_value(serde_json::json!({
+        "eventID": format!("shardId-000000000000:{sequence}"),
+        "eventSource": "aws:kinesis",
+        "eventName": "aws:kinesis:record",
+        "eventVersion": "1.0",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/dpl",
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": sequence.to_string(),
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "approximateArrivalTimestamp": 1598607936.0
+        }
+    }))
+    .expect("a Kinesis event source record")
+}
+
+/// The seed's DPL record of `event_type` (`tests/fixtures/seed/`).
+pub fn seed_json(event_type: EventType) -> &'static str {
+    match event_type {
+        EventType::Activation => include_str!("../../tests/fixtures/seed/activation.json"),
+        EventType::Connectivity => include_str!("../../tests/fixtures/seed/connectivity.json"),
+        EventType::Datapoint => include_str!("../../tests/fixtures/seed/datapoint.json"),
+        EventType::DatapointAck => include_str!("../../tests/fixtures/seed/datapointack.json"),
+        EventType::Location => include_str!("../../tests/fixtures/seed/location.json"),
+        EventType::Registration => include_str!("../../tests/fixtures/seed/registration.json"),
+    }
+}
+
+/// A seed record of `event_type`, moved to another OEM, model, DSN and
+/// (for property events) property, with its own id.
+pub fn seed_record(
+    event_type: EventType,
+    oem: &str,
+    model: &str,
+    dsn: &str,
+    property: &str,
+    n: u64,
+) -> DplRecord {
+    fn retarget(value: &mut serde_json::Value, fields: &[(&str, &str)]) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (name, value) in map.iter_mut() {
+                    match fields.iter().find(|(field, _)| field == name) {
+                        Some((_, new)) => *value = serde_json::Value::from(*new),
+                        None => retarget(value, fields),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| retarget(v, fields)),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(seed_json(event_type)).expect("seed fixtures are JSON");
+    let fields = [
+        ("oem_id", oem),
+        ("oem_model", model),
+        ("dsn", dsn),
+        ("property_name", property),
+        ("display_name", property),
+    ];
+    retarget(&mut value, &fields);
+    let id = crate::EventId::derive(&format!("twin-stream-{n}"), event_type);
+    value["event_id"] = serde_json::Value::from(id.to_string());
+    let bytes = serde_json::to_vec(&value).expect("a JSON value serializes");
+    DplRecord::from_json(&bytes).expect("a moved seed record is a DPL record")
+}
+
+/// Every event type for two OEMs, two models, three DSNs and two
+/// properties, interleaved.
+pub fn small_fleet() -> Vec<DplRecord> {
+    let mut records = Vec::new();
+    let mut n = 0;
+    for round in 0..2 {
+        for oem in ["oema0001", "oemb0002"] {
+            for (model, dsn) in [
+                ("ledevb", "AC000W000000001"),
+                ("ledevb", "AC000W000000002"),
+                ("plug", "AC000W000000003"),
+            ] {
+                for event_type in EventType::ALL {
+                    let property = if round == 0 { "Blue_LED" } else { "Green_LED" };
+                    n += 1;
+                    records.push(seed_record(event_type, oem, model, dsn, property, n));
+                }
+            }
+        }
+    }
+    records
 }

@@ -9,6 +9,12 @@
 //! - [`examples`]: events holding the values of the vendor's examples;
 //! - [`export`]: staging, merge, manifests and driver of the hourly export;
 //! - `kinesis` (feature `aws`): packing, retrying and ordering PutRecords.
+//! - `deadline` (features `aws`, `streams`): the invocation deadline on the
+//!   tokio clock;
+//! - [`eventhubs`]: Azure Event Hubs delivery over REST: connection string,
+//!   SAS tokens, batch bodies (pure); the HTTP sender behind feature `eventhubs`.
+//! - [`streams`]: customer stream subscriptions: model and validation
+//!   (pure); DynamoDB store and Secrets Manager adapters behind feature `streams`.
 //!
 //! The domain modules (`event`, `record`, `time`, `csv`, the export's keys,
 //! merge and manifests) are pure. AWS adapters sit behind small traits and
@@ -18,14 +24,18 @@
 //! else of AWS.
 
 pub mod csv;
+#[cfg(any(feature = "aws", feature = "streams"))]
+pub mod deadline;
 pub mod event;
+pub mod eventhubs;
 pub mod examples;
 pub mod export;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 pub mod record;
-#[cfg(any(feature = "aws", feature = "s3"))]
+#[cfg(any(feature = "aws", feature = "s3", feature = "streams"))]
 pub mod sdk;
+pub mod streams;
 pub mod time;
 pub mod twin;
 

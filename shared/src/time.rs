@@ -82,6 +82,14 @@ impl Timestamp {
         self.0
     }
 
+    /// The system clock's current instant (clamped to the supported range).
+    pub fn now() -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(MAX_MILLIS));
+        Self(millis.clamp(MIN_MILLIS, MAX_MILLIS))
+    }
+
     /// The start of the hour this instant falls in.
     pub fn hour_start(self) -> Self {
         const MILLIS_PER_HOUR: i64 = 3_600 * MILLIS_PER_SECOND;

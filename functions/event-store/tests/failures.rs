@@ -6,8 +6,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
-use base64::Engine;
-use dpl::examples::seed_csv_examples;
+use dpl::examples::{kinesis_event_record, seed_csv_examples};
 use dpl::export::store::UploadedPart;
 use dpl::export::{DirStore, ObjectInfo, ObjectStore, StoreError};
 use dpl::{DeviceEvent, DplRecord, EventId};
@@ -75,22 +74,7 @@ impl ObjectStore for FailingStore {
 }
 
 fn kinesis_record(record: &DplRecord, sequence: u64) -> KinesisEventRecord {
-    serde_json::from_value(serde_json::json!({
-        "eventID": format!("shardId-000000000000:{sequence}"),
-        "eventSource": "aws:kinesis",
-        "eventName": "aws:kinesis:record",
-        "eventVersion": "1.0",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/dpl",
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": record.partition_key(),
-            "sequenceNumber": sequence.to_string(),
-            "data": base64::engine::general_purpose::STANDARD.encode(record.to_json()),
-            "approximateArrivalTimestamp": 1598607936.0
-        }
-    }))
-    .unwrap()
+    kinesis_event_record(record.partition_key(), &record.to_json(), sequence)
 }
 
 /// The seed's four CSV example events (OEM `abcd1234`, four types), plus the

@@ -19,6 +19,11 @@ pub const MAX_FAN_IN_VAR: &str = "EXPORT_MAX_FAN_IN";
 /// Where staging objects are downloaded (default the system temp dir,
 /// `/tmp` in Lambda).
 pub const WORK_DIR_VAR: &str = "EXPORT_WORK_DIR";
+/// URL of the SQS queue of export tasks. Set: the scheduled run queues one
+/// task per partition to export, and the queue's event source mapping runs
+/// them. Unset: the scheduled run exports in-process (docs/export.md,
+/// "Fan-out").
+pub const TASK_QUEUE_URL_VAR: &str = "EXPORT_TASK_QUEUE_URL";
 
 const MIB: usize = 1024 * 1024;
 
@@ -27,6 +32,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub window: Window,
     pub options: ExportOptions,
+    /// [`TASK_QUEUE_URL_VAR`], if set.
+    pub task_queue_url: Option<String>,
 }
 
 impl Config {
@@ -68,6 +75,16 @@ impl Config {
             "a number of files, at least 2",
         )?;
         let work_dir = value(&lookup, WORK_DIR_VAR).map_or_else(std::env::temp_dir, PathBuf::from);
+        let task_queue_url = value(&lookup, TASK_QUEUE_URL_VAR);
+        if let Some(url) = &task_queue_url {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(ConfigError::Invalid {
+                    name: TASK_QUEUE_URL_VAR,
+                    value: url.clone(),
+                    reason: "an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)",
+                });
+            }
+        }
         Ok(Self {
             storage,
             window: Window {
@@ -79,6 +96,7 @@ impl Config {
                 max_fan_in,
                 work_dir,
             },
+            task_queue_url,
         })
     }
 }
@@ -103,6 +121,18 @@ mod tests {
         assert_eq!(c.window, Window::default());
         assert_eq!(c.options.part_size, DEFAULT_PART_SIZE);
         assert_eq!(c.options.max_fan_in, DEFAULT_MAX_FAN_IN);
+        assert_eq!(c.task_queue_url, None, "in-process by default");
+    }
+
+    #[test]
+    fn a_task_queue_url_turns_on_the_fan_out() {
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/tasks";
+        let c = config(&[("BUCKET", "b"), (TASK_QUEUE_URL_VAR, url)]).unwrap();
+        assert_eq!(c.task_queue_url.as_deref(), Some(url));
+        let blank = config(&[("BUCKET", "b"), (TASK_QUEUE_URL_VAR, " ")]).unwrap();
+        assert_eq!(blank.task_queue_url, None);
+        let err = config(&[("BUCKET", "b"), (TASK_QUEUE_URL_VAR, "tasks")]).unwrap_err();
+        assert!(err.to_string().contains(TASK_QUEUE_URL_VAR), "{err}");
     }
 
     #[test]

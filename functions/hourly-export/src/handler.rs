@@ -1,23 +1,31 @@
-//! One invocation: compute the hours (schedule) or take the one asked for,
-//! export what needs it, log one line per partition and one per run.
+//! One invocation, by what it was invoked with:
 //!
-//! Fan-out: partitions are exported one after the other, in this
-//! invocation. See `docs/export.md` ("Fan-out") for the limits of that and
-//! the planned per-partition asynchronous invocations.
+//! - the schedule: compute the candidate hours, plan their partitions, and
+//!   either export those that need it here (no task queue) or queue one
+//!   export task per such partition (fan-out, [`crate::fan_out`]);
+//! - one hour (a manual run): export it here;
+//! - an SQS event of export tasks: export each task's partition here and
+//!   answer which messages failed (partial batch response).
+//!
+//! Logs one line per exported or failed partition and one per run. See
+//! `docs/export.md` ("Fan-out") for why a queue.
 
 use std::time::Instant;
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use dpl::export::run::Progress;
 use dpl::export::{
-    candidate_hours, ExportError, Exporter, ObjectStore, PartitionOutcome, Selection, StoreError,
-    Window,
+    candidate_hours, Decision, ExportError, Exporter, ObjectStore, Partition, PartitionOutcome,
+    Selection, StoreError, Window,
 };
 use dpl::Timestamp;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::request::{scheduled_time, Request, RequestError};
+use crate::fan_out::{send_tasks, FanOutError};
+use crate::queue::{NoQueue, TaskQueue};
+use crate::request::{scheduled_time, HourRequest, Request, RequestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -29,30 +37,74 @@ pub enum HandlerError {
     Partitions {
         failed: usize,
         partitions: usize,
-        first: ExportError,
+        first: Box<ExportError>,
     },
+    #[error("queueing export tasks: {0}")]
+    FanOut(#[from] FanOutError),
+    #[error("an SQS message without a messageId failed: its batch cannot be answered per message")]
+    NoMessageId,
 }
 
-/// The invocation's answer.
+/// The answer to a scheduled run or an hour request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub hours: Vec<String>,
     pub exported: usize,
     pub up_to_date: usize,
+    /// Export tasks queued (fan-out) instead of exported here.
+    pub queued: usize,
     pub rows: u64,
     pub bytes: u64,
 }
 
-pub struct Handler<S> {
+/// The invocation's answer: a summary, or for an SQS event the messages
+/// whose task failed (`{"batchItemFailures": [{"itemIdentifier": …}]}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Summary(Summary),
+    Tasks(SqsBatchResponse),
+}
+
+impl Response {
+    pub fn summary(self) -> Option<Summary> {
+        match self {
+            Response::Summary(summary) => Some(summary),
+            Response::Tasks(_) => None,
+        }
+    }
+
+    pub fn tasks(self) -> Option<SqsBatchResponse> {
+        match self {
+            Response::Tasks(batch) => Some(batch),
+            Response::Summary(_) => None,
+        }
+    }
+}
+
+/// The function over an object store `S` and, for the fan-out, a task
+/// queue `Q` (none: everything runs in-process).
+pub struct Handler<S, Q = NoQueue> {
     exporter: Exporter<S>,
     window: Window,
+    queue: Option<Q>,
 }
 
 impl<S: ObjectStore> Handler<S> {
+    /// A handler that exports in-process (no task queue).
     pub fn new(store: S, config: &Config) -> Result<Self, ExportError> {
+        Handler::with_queue(store, None, config)
+    }
+}
+
+impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
+    /// A handler whose scheduled runs queue export tasks on `queue`, or
+    /// export in-process when it is `None`.
+    pub fn with_queue(store: S, queue: Option<Q>, config: &Config) -> Result<Self, ExportError> {
         Ok(Self {
             exporter: Exporter::new(store, config.storage.layout.clone(), config.options.clone())?,
             window: config.window,
+            queue,
         })
     }
 
@@ -61,25 +113,39 @@ impl<S: ObjectStore> Handler<S> {
     }
 
     /// The Lambda entry point.
-    pub async fn handle(&self, event: LambdaEvent<Request>) -> Result<Summary, HandlerError> {
+    pub async fn handle(&self, event: LambdaEvent<Request>) -> Result<Response, HandlerError> {
         self.process(&event.payload).await
     }
 
-    pub async fn process(&self, request: &Request) -> Result<Summary, HandlerError> {
-        let (hours, selection) = match request {
-            Request::Scheduled(event) => (
-                candidate_hours(scheduled_time(event)?, self.window),
-                Selection::default(),
-            ),
-            Request::Hour(hour) => (
-                vec![hour.hour().map_err(RequestError::from)?],
-                Selection {
-                    oem_id: hour.oem_id.clone(),
-                    force: hour.force,
-                },
-            ),
-        };
-        self.export(&hours, &selection).await
+    pub async fn process(&self, request: &Request) -> Result<Response, HandlerError> {
+        match request {
+            Request::Scheduled(event) => {
+                let hours = candidate_hours(scheduled_time(event)?, self.window);
+                let summary = match &self.queue {
+                    Some(queue) => self.fan_out(&hours, queue).await?,
+                    None => self.export(&hours, &Selection::default()).await?,
+                };
+                Ok(Response::Summary(summary))
+            }
+            Request::Hour(hour) => Ok(Response::Summary(self.export_request(hour).await?)),
+            Request::Tasks(event) => Ok(Response::Tasks(self.run_tasks(event).await?)),
+        }
+    }
+
+    /// Exports what `request` names, here: one partition, or an hour
+    /// (optionally of one OEM).
+    pub async fn export_request(&self, request: &HourRequest) -> Result<Summary, HandlerError> {
+        match request.partition()? {
+            Some(partition) => self.export_partition(partition, request.force).await,
+            None => {
+                let selection = Selection {
+                    oem_id: request.oem_id.clone(),
+                    force: request.force,
+                };
+                let hour = request.hour().map_err(RequestError::from)?;
+                self.export(&[hour], &selection).await
+            }
+        }
     }
 
     /// Exports `hours`; an error if any partition failed (after trying all:
@@ -90,45 +156,158 @@ impl<S: ObjectStore> Handler<S> {
         selection: &Selection,
     ) -> Result<Summary, HandlerError> {
         let started = Instant::now();
-        let mut log = LogProgress;
-        let outcomes = self.exporter.run(hours, selection, &mut log).await?;
+        let outcomes = self
+            .exporter
+            .run(hours, selection, &mut LogProgress)
+            .await?;
+        summarize(hours, outcomes, started)
+    }
+
+    /// Exports one partition, listing only its staging folder.
+    async fn export_partition(
+        &self,
+        partition: Partition,
+        force: bool,
+    ) -> Result<Summary, HandlerError> {
+        let started = Instant::now();
+        let hour = partition.hour;
+        let listing = self.exporter.staged_partition(&partition).await?;
+        let outcome = self.exporter.run_planned(partition, &listing, force).await;
+        LogProgress.finished(&outcome);
+        summarize(&[hour], vec![outcome], started)
+    }
+
+    /// Plans `hours` as an in-process run would, and queues one export task
+    /// per partition that needs exporting. A partition whose manifest
+    /// cannot be read is queued too: its task decides again.
+    async fn fan_out(&self, hours: &[Timestamp], queue: &Q) -> Result<Summary, HandlerError> {
+        let started = Instant::now();
+        let planned = self.exporter.plan(hours, &Selection::default()).await?;
+        let partitions = planned.len();
         let mut summary = Summary {
-            hours: hours.iter().map(|h| h.folder_name().to_string()).collect(),
+            hours: hour_names(hours),
             ..Summary::default()
         };
-        let partitions = outcomes.len();
-        let mut failures = Vec::new();
-        for outcome in outcomes {
-            match outcome {
-                PartitionOutcome::Exported(e) => {
-                    summary.exported += 1;
-                    summary.rows += e.csv.rows;
-                    summary.bytes += e.csv.bytes;
+        let mut tasks = Vec::new();
+        for (partition, listing) in planned {
+            match self.exporter.decide(&partition, &listing).await {
+                Ok(Decision::Export(reason)) => {
+                    tracing::debug!(%partition, ?reason, "export task planned");
+                    tasks.push(HourRequest::task(&partition).to_body());
                 }
-                PartitionOutcome::UpToDate(_) => summary.up_to_date += 1,
-                PartitionOutcome::Failed(_, error) => failures.push(error),
+                Ok(Decision::UpToDate | Decision::NothingStaged) => summary.up_to_date += 1,
+                Err(error) => {
+                    tracing::warn!(%partition, %error, "cannot decide; queued for its task to decide");
+                    tasks.push(HourRequest::task(&partition).to_body());
+                }
             }
         }
+        let planned_tasks = tasks.len();
+        let sent = send_tasks(queue, tasks).await;
         tracing::info!(
             hours = hours.len(),
             partitions,
-            exported = summary.exported,
             up_to_date = summary.up_to_date,
-            failed = failures.len(),
-            rows = summary.rows,
-            bytes = summary.bytes,
+            tasks = planned_tasks,
+            queued = sent.as_ref().map_or(0, |n| *n),
             duration_ms = started.elapsed().as_millis() as u64,
-            "export run finished"
+            "export tasks queued"
         );
-        let failed = failures.len();
-        match failures.into_iter().next() {
-            None => Ok(summary),
-            Some(first) => Err(HandlerError::Partitions {
-                failed,
-                partitions,
-                first,
-            }),
+        summary.queued = sent?;
+        Ok(summary)
+    }
+
+    /// Runs each task of an SQS event; the answer lists the messages whose
+    /// task failed or could not be read, for SQS to deliver again (and,
+    /// after the queue's maxReceiveCount, to move to its dead-letter queue).
+    async fn run_tasks(&self, event: &SqsEvent) -> Result<SqsBatchResponse, HandlerError> {
+        let mut response = SqsBatchResponse::default();
+        for message in &event.records {
+            let Err(error) = self.run_task(message).await else {
+                continue;
+            };
+            let receive_count = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .map(String::as_str);
+            match &error {
+                HandlerError::Request(RequestError::MalformedTask(_) | RequestError::NoBody) => {
+                    tracing::error!(
+                        message_id = message.message_id.as_deref(),
+                        receive_count,
+                        %error,
+                        "malformed export task: not an hour request; it ends in the dead-letter queue"
+                    )
+                }
+                _ => tracing::error!(
+                    message_id = message.message_id.as_deref(),
+                    receive_count,
+                    %error,
+                    "export task failed"
+                ),
+            }
+            let id = message
+                .message_id
+                .as_deref()
+                .ok_or(HandlerError::NoMessageId)?;
+            response.add_failure(id);
         }
+        Ok(response)
+    }
+
+    async fn run_task(&self, message: &SqsMessage) -> Result<Summary, HandlerError> {
+        let body = message.body.as_deref().ok_or(RequestError::NoBody)?;
+        let task = HourRequest::from_body(body)?;
+        self.export_request(&task).await
+    }
+}
+
+fn hour_names(hours: &[Timestamp]) -> Vec<String> {
+    hours.iter().map(|h| h.folder_name().to_string()).collect()
+}
+
+/// The summary of a run's outcomes, logged; an error if any failed.
+fn summarize(
+    hours: &[Timestamp],
+    outcomes: Vec<PartitionOutcome>,
+    started: Instant,
+) -> Result<Summary, HandlerError> {
+    let mut summary = Summary {
+        hours: hour_names(hours),
+        ..Summary::default()
+    };
+    let partitions = outcomes.len();
+    let mut failures = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            PartitionOutcome::Exported(e) => {
+                summary.exported += 1;
+                summary.rows += e.csv.rows;
+                summary.bytes += e.csv.bytes;
+            }
+            PartitionOutcome::UpToDate(_) => summary.up_to_date += 1,
+            PartitionOutcome::Failed(_, error) => failures.push(error),
+        }
+    }
+    tracing::info!(
+        hours = hours.len(),
+        partitions,
+        exported = summary.exported,
+        up_to_date = summary.up_to_date,
+        failed = failures.len(),
+        rows = summary.rows,
+        bytes = summary.bytes,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "export run finished"
+    );
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(summary),
+        Some(first) => Err(HandlerError::Partitions {
+            failed,
+            partitions,
+            first: Box::new(first),
+        }),
     }
 }
 

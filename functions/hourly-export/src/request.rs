@@ -1,23 +1,40 @@
-//! What the function is invoked with: the hourly schedule's EventBridge
-//! event (sample: `events/hourly-export/scheduled.json`), or one hour to
-//! export (sample: `events/hourly-export/hour.json`), the payload of a
-//! manual or fanned-out run.
+//! What the function is invoked with, one shape per trigger (samples in
+//! `events/hourly-export/`):
+//!
+//! - the hourly schedule's EventBridge event (`scheduled.json`);
+//! - one hour to export (`hour.json`), a manual run;
+//! - an SQS event of export tasks (`task.json`), the fanned-out run: each
+//!   message body is an [`HourRequest`] naming one partition (OEM, event
+//!   type, hour), as [`HourRequest::task`] writes it.
+//!
+//! [`Request`] is untagged: serde tries the variants in order. An hour
+//! request has a required `hour` and no other fields than its own; an
+//! EventBridge event requires `detail-type`, `source` and `detail`; an SQS
+//! event requires `Records`. No shape has the required fields of another,
+//! so each sample parses as its own variant (tested below).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use dpl::export::keys::{parse_hour, KeyError};
-use dpl::Timestamp;
-use serde::Deserialize;
+use aws_lambda_events::event::sqs::SqsEvent;
+use dpl::export::keys::{check_oem_id, parse_hour, KeyError};
+use dpl::export::Partition;
+use dpl::{EventType, Timestamp};
+use serde::{Deserialize, Serialize};
 
-/// One hour to export, optionally one OEM only, optionally even when its
-/// manifests are current.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// One hour to export, optionally one OEM only, optionally one event type
+/// of that OEM only (one partition: an export task), optionally even when
+/// its manifests are current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HourRequest {
     /// `2020-08-28T09` (or a full timestamp in that hour).
     pub hour: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oem_id: Option<String>,
-    #[serde(default)]
+    /// The event type as events spell it (`connectivity`, not the export
+    /// name `connection`). Needs `oem_id`: together they name a partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<EventType>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
 }
 
@@ -26,6 +43,7 @@ pub struct HourRequest {
 pub enum Request {
     Hour(HourRequest),
     Scheduled(Box<EventBridgeEvent<serde_json::Value>>),
+    Tasks(SqsEvent),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,11 +52,57 @@ pub enum RequestError {
     Hour(#[from] KeyError),
     #[error("the scheduled event has no usable `time`")]
     NoTime,
+    #[error("`event_type` ({0}) selects a partition and needs `oem_id`")]
+    EventTypeWithoutOem(EventType),
+    #[error("an export task is not an hour request: {0}")]
+    MalformedTask(String),
+    #[error("an SQS message has no body")]
+    NoBody,
 }
 
 impl HourRequest {
+    /// The export task of one partition: the body of one queue message.
+    pub fn task(partition: &Partition) -> Self {
+        // `2020-08-28T09:00:00Z` -> `2020-08-28T09`, as operators write it.
+        let hour = partition.hour.hour_start().iso_seconds().to_string();
+        Self {
+            hour: hour[..13].to_owned(),
+            oem_id: Some(partition.oem_id.clone()),
+            event_type: Some(partition.event_type),
+            force: false,
+        }
+    }
+
+    /// Reads an export task from a queue message body.
+    pub fn from_body(body: &str) -> Result<Self, RequestError> {
+        serde_json::from_str(body).map_err(|e| RequestError::MalformedTask(e.to_string()))
+    }
+
+    /// The JSON of this request, as a queue message body.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("an hour request always serializes")
+    }
+
     pub fn hour(&self) -> Result<Timestamp, KeyError> {
         parse_hour(&self.hour)
+    }
+
+    /// The one partition this request names, if it names one (OEM and event
+    /// type); an error if the request is inconsistent.
+    pub fn partition(&self) -> Result<Option<Partition>, RequestError> {
+        let hour = self.hour()?;
+        if let Some(oem_id) = &self.oem_id {
+            check_oem_id(oem_id)?;
+        }
+        match (&self.oem_id, self.event_type) {
+            (Some(oem_id), Some(event_type)) => Ok(Some(Partition {
+                hour,
+                oem_id: oem_id.clone(),
+                event_type,
+            })),
+            (None, Some(event_type)) => Err(RequestError::EventTypeWithoutOem(event_type)),
+            (_, None) => Ok(None),
+        }
     }
 }
 
@@ -64,15 +128,35 @@ mod tests {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    #[test]
+    fn every_sample_parses_as_its_own_variant() {
+        let dir = format!("{}/../../events/hourly-export", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["hour.json", "scheduled.json", "task.json"]);
+        for name in names {
+            let variant = match sample(&name) {
+                Request::Hour(_) => "hour.json",
+                Request::Scheduled(_) => "scheduled.json",
+                Request::Tasks(_) => "task.json",
+            };
+            assert_eq!(variant, name);
+        }
+    }
+
     #[test]
     fn the_schedule_sample_is_a_scheduled_request_at_its_time() {
         let Request::Scheduled(event) = sample("scheduled.json") else {
             panic!("not read as a scheduled event");
         };
-        assert_eq!(
-            scheduled_time(&event).unwrap(),
-            Timestamp::parse("2020-08-28T10:10:00Z").unwrap()
-        );
+        assert_eq!(scheduled_time(&event).unwrap(), at("2020-08-28T10:10:00Z"));
     }
 
     #[test]
@@ -80,10 +164,94 @@ mod tests {
         let Request::Hour(hour) = sample("hour.json") else {
             panic!("not read as an hour request");
         };
-        assert_eq!(
-            hour.hour().unwrap(),
-            Timestamp::parse("2020-08-28T09:00:00Z").unwrap()
-        );
+        assert_eq!(hour.hour().unwrap(), at("2020-08-28T09:00:00Z"));
         assert_eq!(hour.oem_id.as_deref(), Some("abcd1234"));
+        assert_eq!(hour.partition(), Ok(None));
+    }
+
+    #[test]
+    fn the_task_sample_is_an_sqs_event_of_one_partition() {
+        let Request::Tasks(event) = sample("task.json") else {
+            panic!("not read as an SQS event");
+        };
+        let [message] = &event.records[..] else {
+            panic!("{event:?}");
+        };
+        let task = HourRequest::from_body(message.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            task.partition().unwrap(),
+            Some(Partition {
+                hour: at("2020-08-28T09:00:00Z"),
+                oem_id: "abcd1234".into(),
+                event_type: EventType::Connectivity,
+            })
+        );
+        assert!(!task.force);
+    }
+
+    #[test]
+    fn a_task_body_names_its_partition_and_reads_back() {
+        let partition = Partition {
+            hour: at("2020-08-28T09:00:00Z"),
+            oem_id: "abcd1234".into(),
+            event_type: EventType::DatapointAck,
+        };
+        let body = HourRequest::task(&partition).to_body();
+        assert_eq!(
+            body,
+            r#"{"hour":"2020-08-28T09","oem_id":"abcd1234","event_type":"datapointack"}"#
+        );
+        let task = HourRequest::from_body(&body).unwrap();
+        assert_eq!(task.partition().unwrap(), Some(partition));
+    }
+
+    #[test]
+    fn malformed_tasks_are_rejected_with_their_reason() {
+        let cases = [
+            ("not json", "expected"),
+            (r#"{"hour": 9}"#, "invalid type"),
+            (r#"{"oem_id": "a"}"#, "missing field `hour`"),
+            (
+                r#"{"hour": "2020-08-28T09", "oem": "a"}"#,
+                "unknown field `oem`",
+            ),
+            (
+                r#"{"hour": "2020-08-28T09", "oem_id": "a", "event_type": "connection"}"#,
+                "unknown variant `connection`",
+            ),
+        ];
+        for (body, reason) in cases {
+            let err = HourRequest::from_body(body).unwrap_err();
+            assert!(
+                matches!(&err, RequestError::MalformedTask(m) if m.contains(reason)),
+                "{body}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_partition_needs_a_valid_hour_an_oem_and_a_safe_oem_id() {
+        let request = |hour: &str, oem: Option<&str>, event_type| HourRequest {
+            hour: hour.into(),
+            oem_id: oem.map(Into::into),
+            event_type,
+            force: false,
+        };
+        assert_eq!(
+            request("2020-08-28T09", None, Some(EventType::Location)).partition(),
+            Err(RequestError::EventTypeWithoutOem(EventType::Location))
+        );
+        assert!(matches!(
+            request("2020-08-28T09", Some("a/b"), Some(EventType::Location)).partition(),
+            Err(RequestError::Hour(KeyError::UnsafeOemId(_)))
+        ));
+        assert!(matches!(
+            request("yesterday", Some("a"), Some(EventType::Location)).partition(),
+            Err(RequestError::Hour(KeyError::BadHour(_)))
+        ));
+        assert_eq!(
+            request("2020-08-28T09", Some("a"), None).partition(),
+            Ok(None)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! End to end on the AWS emulator (moto server): DPL records -> event-store
 //! handler -> staging objects in S3 -> hourly-export handler -> CSV files
-//! and manifests, read back through the real S3 client.
+//! and manifests, read back through the real S3 client; and the fan-out:
+//! scheduled run -> export tasks on an SQS queue -> the same handler fed
+//! those messages as an SQS event.
 //!
 //! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
 //! test` uses); fails, rather than skips, without it.
@@ -10,13 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use base64::Engine;
 use dpl::event::{Connection, DeviceMetadata};
 use dpl::examples::NIL_UUID;
 use dpl::export::s3::S3Store;
 use dpl::export::{Layout, Manifest, ObjectStore, Partition, Selection};
 use dpl::{DeviceEvent, DplRecord, EventId, EventType, Timestamp};
+use hourly_export::handler::Summary;
 use hourly_export::request::{HourRequest, Request};
+use hourly_export::sqs::SqsTaskQueue;
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -25,57 +30,95 @@ fn at(text: &str) -> Timestamp {
     Timestamp::parse(text).unwrap()
 }
 
-async fn s3() -> aws_sdk_s3::Client {
+async fn aws() -> aws_config::SdkConfig {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
         "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}): \
          run these tests through `make test` or `scripts/with-moto.sh cargo test`"
     );
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let config = aws_sdk_s3::config::Builder::from(&aws)
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&aws().await)
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// A fresh bucket, the two handlers on it, and helpers to read it back.
+fn unique(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("export-{test}-{}-{nanos}", std::process::id()).to_lowercase()
+}
+
+/// A fresh bucket, the two handlers on it, and helpers to read it back;
+/// with a fresh task queue when the stack fans out.
 struct Stack {
     client: aws_sdk_s3::Client,
     bucket: String,
     store: event_store::Handler<S3Store>,
-    export: hourly_export::Handler<S3Store>,
+    export: hourly_export::Handler<S3Store, SqsTaskQueue>,
     layout: Layout,
     next_sequence: u64,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Option<String>,
 }
 
 impl Stack {
     async fn new(test: &str, part_size_mib: usize) -> Self {
+        Self::build(test, part_size_mib, false).await
+    }
+
+    /// A stack whose scheduled runs queue export tasks.
+    async fn fanning_out(test: &str) -> Self {
+        Self::build(test, 5, true).await
+    }
+
+    async fn build(test: &str, part_size_mib: usize, fan_out: bool) -> Self {
         let client = s3().await;
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let bucket = format!("export-{test}-{}-{nanos}", std::process::id()).to_lowercase();
-        let bucket: String = bucket.chars().take(63).collect();
+        let sqs = aws_sdk_sqs::Client::new(&aws().await);
+        let bucket: String = unique(test).chars().take(63).collect();
         client.create_bucket().bucket(&bucket).send().await.unwrap();
-        let vars = [
+        let mut vars = vec![
             ("BUCKET".to_owned(), bucket.clone()),
             ("EXPORT_PART_SIZE_MIB".to_owned(), part_size_mib.to_string()),
             ("EXPORT_GRACE_SECONDS".to_owned(), "600".to_owned()),
             ("EXPORT_LOOKBACK_HOURS".to_owned(), "3".to_owned()),
         ];
+        if fan_out {
+            let queue: String = unique(&format!("tasks-{test}")).chars().take(80).collect();
+            let url = sqs
+                .create_queue()
+                .queue_name(queue)
+                .send()
+                .await
+                .expect("create the task queue")
+                .queue_url
+                .unwrap();
+            vars.push(("EXPORT_TASK_QUEUE_URL".to_owned(), url));
+        }
         let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let store_config = event_store::Config::from_lookup(lookup).unwrap();
         let export_config = hourly_export::Config::from_lookup(lookup).unwrap();
         let s3 = S3Store::new(client.clone(), &bucket);
+        // As main.rs wires it.
+        let queue = export_config
+            .task_queue_url
+            .as_deref()
+            .map(|url| SqsTaskQueue::new(sqs.clone(), url));
         Self {
             layout: store_config.storage.layout.clone(),
             store: event_store::Handler::new(s3.clone(), &store_config),
-            export: hourly_export::Handler::new(s3, &export_config).unwrap(),
+            export: hourly_export::Handler::with_queue(s3, queue, &export_config).unwrap(),
             client,
             bucket,
             next_sequence: 1_000,
+            queue_url: export_config.task_queue_url,
+            sqs,
         }
     }
 
@@ -96,16 +139,22 @@ impl Stack {
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
     }
 
-    async fn export_hour(&self, hour: &str) -> hourly_export::handler::Summary {
+    async fn export_hour(&self, hour: &str) -> Summary {
         let request = Request::Hour(HourRequest {
             hour: hour.into(),
             oem_id: None,
+            event_type: None,
             force: false,
         });
-        self.export.process(&request).await.unwrap()
+        self.export
+            .process(&request)
+            .await
+            .unwrap()
+            .summary()
+            .unwrap()
     }
 
-    async fn scheduled(&self, time: &str) -> hourly_export::handler::Summary {
+    async fn scheduled(&self, time: &str) -> Summary {
         let event = json!({
             "version": "0", "id": "1", "detail-type": "Scheduled Event",
             "source": "aws.scheduler", "account": "123456789012", "time": time,
@@ -113,7 +162,70 @@ impl Stack {
         });
         let request: Request = serde_json::from_value(event).unwrap();
         assert!(matches!(request, Request::Scheduled(_)));
-        self.export.process(&request).await.unwrap()
+        self.export
+            .process(&request)
+            .await
+            .unwrap()
+            .summary()
+            .unwrap()
+    }
+
+    /// Every message on the task queue, as Lambda's SQS event source
+    /// would deliver them.
+    async fn queued_tasks(&self) -> Vec<SqsMessage> {
+        let url = self.queue_url.as_deref().expect("a fanning-out stack");
+        let mut out = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .send()
+                .await
+                .unwrap();
+            if received.messages().is_empty() {
+                return out;
+            }
+            out.extend(received.messages().iter().map(|m| {
+                serde_json::from_value(json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "md5OfBody": m.md5_of_body(),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tasks",
+                    "awsRegion": "us-east-1"
+                }))
+                .unwrap()
+            }));
+        }
+    }
+
+    /// Runs `messages` as one SQS event, parsed as Lambda delivers it.
+    async fn run_tasks(&self, messages: &[SqsMessage]) -> SqsBatchResponse {
+        let event = json!({ "Records": messages });
+        let request: Request = serde_json::from_value(event).unwrap();
+        assert!(matches!(request, Request::Tasks(_)));
+        self.export
+            .process(&request)
+            .await
+            .unwrap()
+            .tasks()
+            .unwrap()
+    }
+
+    /// Every object under `prefix`, with its bytes.
+    async fn objects(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for key in self.keys(prefix).await {
+            let bytes = self.read(&key).await;
+            out.push((key, bytes));
+        }
+        out
     }
 
     async fn keys(&self, prefix: &str) -> Vec<String> {
@@ -353,9 +465,16 @@ async fn a_rerun_writes_identical_bytes_and_manifest() {
     let forced = Request::Hour(HourRequest {
         hour: "2020-08-28T09".into(),
         oem_id: None,
+        event_type: None,
         force: true,
     });
-    let summary = stack.export.process(&forced).await.unwrap();
+    let summary = stack
+        .export
+        .process(&forced)
+        .await
+        .unwrap()
+        .summary()
+        .unwrap();
     assert_eq!(summary.exported, 1);
     assert_eq!(
         stack
@@ -479,4 +598,125 @@ async fn a_malformed_record_is_quarantined_and_its_neighbours_staged() {
             .await,
         expected_csv(&good)
     );
+}
+
+/// Records of several partitions: five types of OEM 1234abcd (the seed's
+/// examples) and connectivity of two other OEMs in the hour of 09:00, and
+/// connectivity of oem-a in the hour of 08:00.
+fn several_partitions() -> (Vec<DplRecord>, BTreeSet<Partition>) {
+    let mut records: Vec<DplRecord> = [
+        "activation.json",
+        "connectivity.json",
+        "datapoint.json",
+        "datapointack.json",
+        "location.json",
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, name)| dpl(seed_event(name), 10_000 + n as u64))
+    .collect();
+    records.extend(hour_of_events("oem-a", 0, 20));
+    records.extend(hour_of_events("oem-b", 100, 20));
+    let eight = at("2020-08-28T08:30:00Z");
+    records.push(dpl(connectivity("oem-a", eight, "early"), 500));
+    let partitions = records
+        .iter()
+        .map(|r| Partition {
+            hour: r.dpl_event.time().hour_start(),
+            oem_id: r.dpl_event.oem_id().to_owned(),
+            event_type: r.dpl_event.event_type(),
+        })
+        .collect();
+    (records, partitions)
+}
+
+/// The partition a task message names.
+fn task_partition(message: &SqsMessage) -> Partition {
+    HourRequest::from_body(message.body.as_deref().unwrap())
+        .unwrap()
+        .partition()
+        .unwrap()
+        .expect("a task names one partition")
+}
+
+#[tokio::test]
+async fn a_fanned_out_schedule_queues_one_task_per_partition_and_exports_nothing() {
+    let mut stack = Stack::fanning_out("fan-plan").await;
+    let (records, partitions) = several_partitions();
+    assert_eq!(partitions.len(), 8);
+    let batch = stack.batch(&records);
+    stack.stage(&batch).await;
+
+    let summary = stack.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!((summary.queued, summary.exported), (8, 0), "{summary:?}");
+    assert!(stack.keys("exports/").await.is_empty());
+    assert!(stack.keys("manifests/").await.is_empty());
+    let tasks = stack.queued_tasks().await;
+    let queued: Vec<Partition> = tasks.iter().map(task_partition).collect();
+    let distinct: BTreeSet<Partition> = queued.iter().cloned().collect();
+    assert_eq!(queued.len(), distinct.len(), "one task per partition");
+    assert_eq!(distinct, partitions);
+
+    // Once the tasks ran, the next firing finds every partition up to date.
+    let answer = stack.run_tasks(&tasks).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let again = stack.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!((again.queued, again.up_to_date), (0, 8), "{again:?}");
+    assert!(stack.queued_tasks().await.is_empty());
+}
+
+#[tokio::test]
+async fn tasks_fed_back_export_the_same_bytes_as_the_in_process_run() {
+    let (records, _) = several_partitions();
+    let mut here = Stack::new("fan-here", 5).await;
+    let batch = here.batch(&records);
+    here.stage(&batch).await;
+    let in_process = here.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!(in_process.exported, 8);
+
+    let mut fanned = Stack::fanning_out("fan-tasks").await;
+    let batch = fanned.batch(&records);
+    fanned.stage(&batch).await;
+    assert_eq!(fanned.scheduled("2020-08-28T10:15:00Z").await.queued, 8);
+    let answer = fanned.run_tasks(&fanned.queued_tasks().await).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+    for prefix in ["exports/", "manifests/"] {
+        let want = here.objects(prefix).await;
+        assert_eq!(want.len(), 8, "{prefix}");
+        assert_eq!(fanned.objects(prefix).await, want, "{prefix}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_task_is_reported_and_its_neighbours_exported() {
+    let mut stack = Stack::fanning_out("fan-malformed").await;
+    let a = hour_of_events("oem-a", 0, 10);
+    let b = hour_of_events("oem-b", 100, 10);
+    let all: Vec<DplRecord> = a.iter().chain(&b).cloned().collect();
+    let batch = stack.batch(&all);
+    stack.stage(&batch).await;
+    assert_eq!(stack.scheduled("2020-08-28T10:15:00Z").await.queued, 2);
+    let mut tasks = stack.queued_tasks().await;
+    let mut malformed = tasks[0].clone();
+    malformed.message_id = Some("malformed-1".into());
+    malformed.body = Some(r#"{"hour": "2020-08-28T09", "oem": "oem-a"}"#.into());
+    tasks.insert(1, malformed);
+
+    let answer = stack.run_tasks(&tasks).await;
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["malformed-1"]);
+    for (oem, records) in [("oem-a", &a), ("oem-b", &b)] {
+        assert_eq!(
+            stack
+                .csv(oem, EventType::Connectivity, "2020-08-28T09")
+                .await,
+            expected_csv(records),
+            "{oem}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! stream, dead-letter the malformed records, and tell Lambda where to
 //! retry from if anything is left.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -117,27 +117,9 @@ impl<K: PutRecordsApi, D: DeadLetterQueue> Handler<K, D> {
     }
 }
 
-/// Deadlines below this (2001-09-09 in epoch ms) are not epoch times.
-const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
-
-/// The invocation deadline less `margin`, on the tokio clock. Lambda sends
-/// the deadline as epoch milliseconds; cargo-lambda's local runtime (1.9)
-/// sends the timeout itself (`600000`), which is read as time from now.
+/// The invocation deadline less `margin`, on the tokio clock.
 fn deadline(context: &Context, margin: Duration) -> Instant {
-    let remaining = if context.deadline < EARLIEST_EPOCH_DEADLINE_MS {
-        Duration::from_millis(context.deadline)
-    } else {
-        context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-    };
-    tracing::debug!(
-        remaining_ms = remaining.as_millis() as u64,
-        margin_ms = margin.as_millis() as u64,
-        "invocation deadline"
-    );
-    Instant::now() + remaining.saturating_sub(margin)
+    dpl::deadline::invocation_deadline(context.deadline, margin)
 }
 
 /// The one info line per batch: counts only, never payloads.
@@ -173,44 +155,4 @@ fn log_batch(
         duration_ms = started.elapsed().as_millis() as u64,
         "batch handled"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn context(deadline: u64) -> Context {
-        let mut context = Context::default();
-        context.deadline = deadline;
-        context
-    }
-
-    #[test]
-    fn the_deadline_is_the_invocation_deadline_less_the_margin() {
-        let in_ten_s = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            + Duration::from_secs(10);
-        let at = deadline(
-            &context(in_ten_s.as_millis() as u64),
-            Duration::from_secs(2),
-        );
-        let left = at - Instant::now();
-        assert!(
-            left > Duration::from_millis(7_500) && left <= Duration::from_secs(8),
-            "{left:?}"
-        );
-        // Past deadlines leave no time at all.
-        assert!(deadline(&context(EARLIEST_EPOCH_DEADLINE_MS), Duration::ZERO) <= Instant::now());
-    }
-
-    #[test]
-    fn a_local_runtime_timeout_is_read_as_time_from_now() {
-        let at = deadline(&context(600_000), Duration::from_secs(2));
-        let left = at - Instant::now();
-        assert!(
-            left > Duration::from_secs(597) && left <= Duration::from_secs(598),
-            "{left:?}"
-        );
-    }
 }

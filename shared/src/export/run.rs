@@ -211,15 +211,33 @@ impl<S: ObjectStore> Exporter<S> {
         Ok(decide(listing, manifest.as_ref(), export.as_ref()))
     }
 
-    /// Runs the export of `hours`: every selected partition that needs it
-    /// (or all, with `force`). One partition's failure does not stop the
-    /// others; it is in the outcomes.
-    pub async fn run(
+    /// The staging objects of one partition: one listing of its folder
+    /// (not of the whole hour), sorted. Keys that are not staging keys of
+    /// `partition` are ignored.
+    pub async fn staged_partition(
+        &self,
+        partition: &Partition,
+    ) -> Result<Vec<ObjectInfo>, StoreError> {
+        let listing = self
+            .store
+            .list(&self.layout.staging_partition_prefix(partition))
+            .await?;
+        let mut objects: Vec<ObjectInfo> = listing
+            .into_iter()
+            .filter(|o| self.layout.parse_staging_key(&o.key).as_ref() == Ok(partition))
+            .collect();
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// The partitions of `hours` that `selection` covers, each with its
+    /// staging objects, in hour order: what [`Exporter::run`] works on, and
+    /// what a fanned-out run hands out one task each.
+    pub async fn plan(
         &self,
         hours: &[Timestamp],
         selection: &Selection,
-        progress: &mut impl Progress,
-    ) -> Result<Vec<PartitionOutcome>, StoreError> {
+    ) -> Result<Vec<(Partition, Vec<ObjectInfo>)>, StoreError> {
         let mut work = Vec::new();
         for &hour in hours {
             let staged = self.staged(hour).await?;
@@ -229,17 +247,32 @@ impl<S: ObjectStore> Exporter<S> {
                     .filter(|(p, _)| selection.oem_id.as_ref().is_none_or(|oem| *oem == p.oem_id)),
             );
         }
+        Ok(work)
+    }
+
+    /// Runs the export of `hours`: every selected partition that needs it
+    /// (or all, with `force`). One partition's failure does not stop the
+    /// others; it is in the outcomes.
+    pub async fn run(
+        &self,
+        hours: &[Timestamp],
+        selection: &Selection,
+        progress: &mut impl Progress,
+    ) -> Result<Vec<PartitionOutcome>, StoreError> {
+        let work = self.plan(hours, selection).await?;
         progress.planned(work.len());
         let mut outcomes = Vec::with_capacity(work.len());
         for (partition, listing) in work {
-            let outcome = self.run_one(partition, &listing, selection.force).await;
+            let outcome = self.run_planned(partition, &listing, selection.force).await;
             progress.finished(&outcome);
             outcomes.push(outcome);
         }
         Ok(outcomes)
     }
 
-    async fn run_one(
+    /// Decides on one planned partition (staged as `listing`) and exports
+    /// it if it needs it, or always with `force`.
+    pub async fn run_planned(
         &self,
         partition: Partition,
         listing: &[ObjectInfo],

@@ -11,6 +11,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use super::{Entry, EntryResult, PutError, PutRecordsApi};
 
 impl PutRecordsApi for aws_sdk_kinesis::Client {
+    /// `stream` is a stream name or a stream ARN.
     async fn put_records(
         &self,
         stream: &str,
@@ -20,9 +21,15 @@ impl PutRecordsApi for aws_sdk_kinesis::Client {
             .iter()
             .map(|entry| request_entry(entry))
             .collect::<Result<Vec<_>, _>>()?;
-        let output = self
-            .put_records()
-            .stream_name(stream)
+        let request = self.put_records();
+        // Customer streams are named by ARN (they may sit in another
+        // account); the DPL stream by name.
+        let request = if stream.starts_with("arn:") {
+            request.stream_arn(stream)
+        } else {
+            request.stream_name(stream)
+        };
+        let output = request
             .set_records(Some(records))
             .send()
             .await

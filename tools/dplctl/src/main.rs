@@ -1,6 +1,8 @@
 //! `dplctl`: operator commands. `dplctl export --hour 2020-08-28T09`
 //! re-exports an hour through the same driver as the `hourly-export`
 //! function ([`dpl::export::Exporter`]). See `docs/export.md`.
+//! `dplctl streams create|list|show|enable|disable|delete` manages customer
+//! stream subscriptions. See `docs/streams.md`.
 
 #![recursion_limit = "256"]
 
@@ -17,6 +19,8 @@ use dpl::export::{
 use dpl::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod streams;
+
 /// Per-attempt limit of one S3 call, a 16 MiB part upload included.
 const S3_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -29,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Customer stream subscriptions (`docs/streams.md`).
+    Streams(streams::StreamsArgs),
     /// Export one hour, or a range of hours, again (every partition of
     /// each, or one OEM's).
     Export {
@@ -142,15 +148,18 @@ async fn export<S: ObjectStore>(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let Command::Export {
-        hour,
-        until,
-        to,
-        oem,
-        changed_only,
-        part_size_mib,
-        work_dir,
-    } = Cli::parse().command;
+    let (hour, until, to, oem, changed_only, part_size_mib, work_dir) = match Cli::parse().command {
+        Command::Streams(args) => return streams::run(args).await,
+        Command::Export {
+            hour,
+            until,
+            to,
+            oem,
+            changed_only,
+            part_size_mib,
+            work_dir,
+        } => (hour, until, to, oem, changed_only, part_size_mib, work_dir),
+    };
     let options = ExportOptions {
         part_size: part_size_mib * 1024 * 1024,
         max_fan_in: DEFAULT_MAX_FAN_IN,

@@ -1,0 +1,517 @@
+//! Customer Kinesis streams on the AWS emulator (moto server): subscriptions
+//! in DynamoDB, credentials from STS (assumed role) and Secrets Manager,
+//! customer streams in two regions, parking in DynamoDB. The records are
+//! read back as a customer would: `GetShardIterator`, `GetRecords`, and the
+//! `Data` blob (base64 on the wire, decoded by the SDK).
+//!
+//! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
+//! test` uses); fails, rather than skips, without it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use dpl::examples::{kinesis_event_record, small_fleet as fleet};
+use dpl::kinesis::Backoff;
+use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
+use dpl::streams::dynamo::{attr, DynamoSubscriptions, SubscriptionStore};
+use dpl::streams::function::{StreamRequest, StreamResponse};
+use dpl::streams::kinesis::KinesisDestinations;
+use dpl::streams::parking_dynamo::{create_table, DynamoParking, PARKED_TABLE_KEYS};
+use dpl::streams::secrets::{AccessKeys, SecretStore, SecretsManager};
+use dpl::streams::{
+    Credentials, Destination, Filters, Selection, Subscription, SubscriptionId, SubscriptionSpec,
+    Transport,
+};
+use dpl::{CustomerPayload, DeviceEvent, DplRecord, EventId, EventType, Timestamp};
+use tokio::time::Instant;
+
+const ACCOUNT: &str = "123456789012";
+
+type KinesisDispatcher =
+    Dispatcher<DynamoSubscriptions, DynamoParking, KinesisDestinations<SecretsManager>>;
+
+async fn aws() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}): \
+         run these tests through `make test` or `scripts/with-moto.sh cargo test`"
+    );
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+fn kinesis_in(aws: &SdkConfig, region: &str) -> aws_sdk_kinesis::Client {
+    let config = aws_sdk_kinesis::config::Builder::from(aws)
+        .region(Region::new(region.to_owned()))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
+/// A test's own tables and streams, named after it.
+struct Stack {
+    aws: SdkConfig,
+    prefix: String,
+    subscriptions_table: String,
+    parked_table: String,
+    next_sequence: u64,
+}
+
+impl Stack {
+    async fn new(prefix: &str) -> Self {
+        let aws = aws().await;
+        let stack = Self {
+            subscriptions_table: format!("{prefix}-subscriptions"),
+            parked_table: format!("{prefix}-parked"),
+            prefix: prefix.to_owned(),
+            aws,
+            next_sequence: 1_000,
+        };
+        let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws);
+        create_table(&dynamodb, &stack.subscriptions_table, &[attr::ID])
+            .await
+            .unwrap();
+        create_table(&dynamodb, &stack.parked_table, &PARKED_TABLE_KEYS)
+            .await
+            .unwrap();
+        stack
+    }
+
+    fn store(&self) -> DynamoSubscriptions {
+        DynamoSubscriptions::from_sdk_config(&self.aws, &self.subscriptions_table)
+    }
+
+    fn dispatcher(&self) -> KinesisDispatcher {
+        let mut config = DispatchConfig::new(Transport::Kinesis);
+        config.cache_ttl = Duration::ZERO;
+        Dispatcher::new(
+            self.store(),
+            DynamoParking::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.parked_table),
+            KinesisDestinations::new(
+                self.aws.clone(),
+                SecretsManager::from_sdk_config(&self.aws),
+                Backoff {
+                    base: Duration::from_millis(1),
+                    cap: Duration::from_millis(10),
+                },
+            ),
+            config,
+        )
+    }
+
+    fn stream_arn(&self, region: &str, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{region}:{ACCOUNT}:stream/{}-{name}",
+            self.prefix
+        )
+    }
+
+    async fn create_stream(&self, region: &str, name: &str) {
+        let kinesis = kinesis_in(&self.aws, region);
+        let name = format!("{}-{name}", self.prefix);
+        kinesis
+            .create_stream()
+            .stream_name(&name)
+            .shard_count(1)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(
+        &self,
+        oem: &str,
+        name: &str,
+        region: &str,
+        credentials: Credentials,
+        filters: Filters,
+    ) -> Subscription {
+        let spec = SubscriptionSpec {
+            oem_id: oem.into(),
+            name: name.into(),
+            description: String::new(),
+            destination: Destination::Kinesis {
+                stream_arn: self.stream_arn(region, name).parse().unwrap(),
+            },
+            credentials,
+            filters,
+        };
+        let subscription = Subscription::new(
+            SubscriptionId::generate(),
+            spec,
+            Timestamp::parse("2020-08-28T00:00:00Z").unwrap(),
+        )
+        .unwrap();
+        self.store().create(&subscription).await.unwrap();
+        subscription
+    }
+
+    /// A role in the customer's account (moto's STS accepts any).
+    fn role(&self) -> Credentials {
+        Credentials::AssumeRole {
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}-writer", self.prefix),
+            external_id: Some("dpl-external-id-42".into()),
+        }
+    }
+
+    /// An access key pair kept in Secrets Manager.
+    async fn stored_keys(&self, name: &str) -> Credentials {
+        let secrets = SecretsManager::from_sdk_config(&self.aws);
+        let keys = AccessKeys::new(
+            "AKIAEXAMPLEEXAMPLE01",
+            dpl::streams::secrets::SecretString::new("example/secret/key/value"),
+        )
+        .unwrap();
+        let secret_id = secrets
+            .put(
+                &format!("dpl/streams/{}-{name}", self.prefix),
+                &keys.to_secret(),
+            )
+            .await
+            .unwrap();
+        Credentials::AccessKeySecret { secret_id }
+    }
+
+    fn batch(&mut self, records: &[DplRecord]) -> StreamRequest {
+        let records: Vec<KinesisEventRecord> = records
+            .iter()
+            .map(|record| {
+                self.next_sequence += 1;
+                kinesis_event_record(
+                    record.partition_key(),
+                    &record.to_json(),
+                    self.next_sequence,
+                )
+            })
+            .collect();
+        let mut event = KinesisEvent::default();
+        event.records = records;
+        StreamRequest::Batch(event)
+    }
+
+    /// (partition key, data) of every record of a customer stream, in order.
+    async fn read(&self, region: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+        let kinesis = kinesis_in(&self.aws, region);
+        let stream = format!("{}-{name}", self.prefix);
+        let shards = kinesis
+            .list_shards()
+            .stream_name(&stream)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for shard in shards.shards() {
+            let mut iterator = kinesis
+                .get_shard_iterator()
+                .stream_name(&stream)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator
+                .unwrap();
+            loop {
+                let page = kinesis
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .send()
+                    .await
+                    .unwrap();
+                for record in page.records() {
+                    out.push((
+                        record.partition_key().unwrap_or_default().to_owned(),
+                        record.data().as_ref().to_vec(),
+                    ));
+                }
+                match page.next_shard_iterator {
+                    Some(next) if !page.records().is_empty() => iterator = next,
+                    _ => break,
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/../../tests/fixtures/seed/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn property(record: &DplRecord) -> Option<&str> {
+    record.dpl_event.key().property_name
+}
+
+/// The customer records `records` should become, grouped by DSN, in order.
+fn expected<'a>(
+    records: impl IntoIterator<Item = &'a DplRecord>,
+) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut by_dsn: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for record in records {
+        by_dsn
+            .entry(record.partition_key().to_owned())
+            .or_default()
+            .push(CustomerPayload(&record.dpl_event).to_json());
+    }
+    by_dsn
+}
+
+fn by_dsn(read: Vec<(String, Vec<u8>)>) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut by_dsn: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (key, data) in read {
+        by_dsn.entry(key).or_default().push(data);
+    }
+    by_dsn
+}
+
+fn in_a_minute() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+fn no_failures(response: StreamResponse) {
+    match response {
+        StreamResponse::Batch(batch) => assert!(
+            batch.batch_item_failures.is_empty(),
+            "{:?}",
+            batch.batch_item_failures
+        ),
+        other => panic!("not a batch answer: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_subscription_receives_exactly_its_filtered_events_in_dsn_order() {
+    let mut stack = Stack::new("filters").await;
+    for (region, name) in [
+        ("eu-west-1", "a-all"),
+        ("eu-west-1", "a-blue"),
+        ("eu-west-1", "a-plug"),
+        ("us-east-1", "b-devices"),
+        ("us-east-1", "b-off"),
+    ] {
+        stack.create_stream(region, name).await;
+    }
+    let role = stack.role();
+    let keys = stack.stored_keys("b").await;
+    stack
+        .subscribe(
+            "oema0001",
+            "a-all",
+            "eu-west-1",
+            role.clone(),
+            Filters::all(),
+        )
+        .await;
+    stack
+        .subscribe(
+            "oema0001",
+            "a-blue",
+            "eu-west-1",
+            keys.clone(),
+            Filters {
+                event_types: Selection::only([EventType::Datapoint, EventType::DatapointAck]),
+                properties: Selection::only(["Blue_LED".to_owned()]),
+                ..Filters::all()
+            },
+        )
+        .await;
+    stack
+        .subscribe(
+            "oema0001",
+            "a-plug",
+            "eu-west-1",
+            role.clone(),
+            Filters {
+                models: Selection::only(["plug".to_owned()]),
+                dsns: Selection::only(["AC000W000000003".to_owned()]),
+                ..Filters::all()
+            },
+        )
+        .await;
+    stack
+        .subscribe(
+            "oemb0002",
+            "b-devices",
+            "us-east-1",
+            keys.clone(),
+            Filters {
+                event_types: Selection::only([EventType::Connectivity, EventType::Location]),
+                dsns: Selection::only(["AC000W000000001".to_owned(), "AC000W000000002".to_owned()]),
+                ..Filters::all()
+            },
+        )
+        .await;
+    let off = stack
+        .subscribe("oemb0002", "b-off", "us-east-1", keys, Filters::all())
+        .await;
+    stack
+        .store()
+        .set_status(&off.id, dpl::streams::Status::Disabled)
+        .await
+        .unwrap();
+
+    let records = fleet();
+    let dispatcher = stack.dispatcher();
+    let request = stack.batch(&records);
+    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+
+    let oem = |o: &'static str| move |r: &&DplRecord| r.dpl_event.oem_id() == o;
+    let a_all = expected(records.iter().filter(oem("oema0001")));
+    let a_blue = expected(records.iter().filter(oem("oema0001")).filter(|r| {
+        property(r) == Some("Blue_LED")
+            && matches!(
+                r.dpl_event.event_type(),
+                EventType::Datapoint | EventType::DatapointAck
+            )
+    }));
+    let a_plug = expected(
+        records
+            .iter()
+            .filter(oem("oema0001"))
+            .filter(|r| r.dpl_event.dsn() == "AC000W000000003"),
+    );
+    let b_devices = expected(records.iter().filter(oem("oemb0002")).filter(|r| {
+        r.dpl_event.dsn() != "AC000W000000003"
+            && matches!(
+                r.dpl_event.event_type(),
+                EventType::Connectivity | EventType::Location
+            )
+    }));
+    assert_eq!(a_all.values().map(Vec::len).sum::<usize>(), 36);
+    assert_eq!(a_blue.values().map(Vec::len).sum::<usize>(), 6);
+    assert_eq!(a_plug.values().map(Vec::len).sum::<usize>(), 12);
+    assert_eq!(b_devices.values().map(Vec::len).sum::<usize>(), 8);
+    assert_eq!(by_dsn(stack.read("eu-west-1", "a-all").await), a_all);
+    assert_eq!(by_dsn(stack.read("eu-west-1", "a-blue").await), a_blue);
+    assert_eq!(by_dsn(stack.read("eu-west-1", "a-plug").await), a_plug);
+    assert_eq!(
+        by_dsn(stack.read("us-east-1", "b-devices").await),
+        b_devices
+    );
+    assert!(stack.read("us-east-1", "b-off").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
+    let mut stack = Stack::new("seed").await;
+    stack.create_stream("us-west-2", "customer").await;
+    let role = stack.role();
+    stack
+        .subscribe("abcd1234", "customer", "us-west-2", role, Filters::all())
+        .await;
+    let documented = fixture("kinesis_decoded.json");
+    let record = DplRecord {
+        dpl_event: DeviceEvent::from_customer_json(documented.as_bytes()).unwrap(),
+        event_id: EventId::derive("seed", EventType::Datapoint),
+    };
+    let request = stack.batch(&[record]);
+    no_failures(
+        stack
+            .dispatcher()
+            .handle(&request, in_a_minute())
+            .await
+            .unwrap(),
+    );
+
+    let read = stack.read("us-west-2", "customer").await;
+    assert_eq!(read.len(), 1);
+    let (partition_key, data) = &read[0];
+    assert_eq!(partition_key, "AC000W000000001");
+    let data: serde_json::Value = serde_json::from_slice(data).unwrap();
+    let documented: serde_json::Value = serde_json::from_str(&documented).unwrap();
+    assert_eq!(data, documented);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_parks_one_subscription_and_redrive_delivers_everything_in_order() {
+    let mut stack = Stack::new("outage").await;
+    stack.create_stream("eu-west-1", "healthy").await;
+    // The "broken" stream does not exist yet: PutRecords answers
+    // ResourceNotFoundException, which no retry fixes.
+    let role = stack.role();
+    let healthy = stack
+        .subscribe(
+            "oema0001",
+            "healthy",
+            "eu-west-1",
+            role.clone(),
+            Filters::all(),
+        )
+        .await;
+    let broken = stack
+        .subscribe("oema0001", "broken", "eu-west-1", role, Filters::all())
+        .await;
+    let records: Vec<DplRecord> = fleet()
+        .into_iter()
+        .filter(|r| r.dpl_event.oem_id() == "oema0001")
+        .collect();
+    let (first, rest) = records.split_at(20);
+    let (second, third) = rest.split_at(8);
+    let dispatcher = stack.dispatcher();
+
+    let request = stack.batch(first);
+    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    assert_eq!(
+        by_dsn(stack.read("eu-west-1", "healthy").await),
+        expected(first)
+    );
+    let store = stack.store();
+    let health = store.get(&broken.id).await.unwrap().unwrap().health;
+    assert_eq!(health.parked, first.len() as u64);
+    let error = health.last_error.expect("the outage is in the health");
+    assert!(
+        error.message.contains("ResourceNotFound"),
+        "{}",
+        error.message
+    );
+    assert!(store
+        .get(&healthy.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .health
+        .last_success
+        .is_some());
+
+    // Still down: parked behind the first batch.
+    let request = stack.batch(second);
+    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+
+    // Back up, but events still wait in the parking lot: new events queue
+    // behind them rather than overtake them.
+    stack.create_stream("eu-west-1", "broken").await;
+    let request = stack.batch(third);
+    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    assert!(stack.read("eu-west-1", "broken").await.is_empty());
+    assert_eq!(
+        by_dsn(stack.read("eu-west-1", "healthy").await),
+        expected(&records)
+    );
+
+    let redrive: StreamRequest =
+        serde_json::from_value(serde_json::json!({"redrive": "*"})).unwrap();
+    match dispatcher.handle(&redrive, in_a_minute()).await.unwrap() {
+        StreamResponse::Redrive { redriven } => {
+            let broken_run = redriven
+                .iter()
+                .find(|r| r.subscription == broken.id.to_string())
+                .unwrap();
+            assert_eq!(broken_run.delivered, records.len());
+            assert!(!broken_run.remaining && broken_run.error.is_none());
+        }
+        other => panic!("not a redrive answer: {other:?}"),
+    }
+    assert_eq!(
+        by_dsn(stack.read("eu-west-1", "broken").await),
+        expected(&records)
+    );
+    let health = store.get(&broken.id).await.unwrap().unwrap().health;
+    assert_eq!(health.parked, 0);
+    assert!(health.last_success.is_some());
+}

@@ -1,0 +1,264 @@
+//! Answers of "Send batch events" and what to do about them, in one place:
+//! [`response_outcome`] turns an HTTP answer into delivered-or-[`SendError`],
+//! [`classify`] says whether an error is worth retrying and how long to wait
+//! at least, [`Backoff`] says how long to wait before the next attempt.
+//!
+//! | answer                                   | verdict                               |
+//! |------------------------------------------|---------------------------------------|
+//! | 201                                      | delivered                             |
+//! | 503 ServerBusy (reason or body)          | retry, wait ≥ [`SERVER_BUSY_MIN_WAIT`] |
+//! | other 5xx, 429, attempt timeout, network | retry, full-jitter backoff            |
+//! | 401, 403, 404, 413, other 4xx, other     | refused: not retried, [`Refused`]     |
+
+use std::time::Duration;
+
+/// After ServerBusy, wait at least 4 s. Azure Event Hubs Java SDK,
+/// `ServerBusyException`: "When encountered this exception user should wait
+/// at least 4 seconds before any retry/runtime operations for the said entity
+/// again"; `shared/reference/limits.md`: "throttling answers ServerBusy (wait
+/// at least 4 s)".
+pub const SERVER_BUSY_MIN_WAIT: Duration = Duration::from_secs(4);
+
+/// The word the service uses for throttling, in the status reason or the
+/// error body (`<Detail>... ServerBusy ...</Detail>`, error code 50002).
+const SERVER_BUSY: &str = "ServerBusy";
+
+/// Why one attempt did not deliver its batch. Carries no secret: neither the
+/// token nor the body sent; of an error body only whether it said ServerBusy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The attempt did not finish within its timeout.
+    #[error("send batch timed out after {0:?}")]
+    Timeout(Duration),
+    /// The request could not be sent or the answer not read.
+    #[error("send batch could not be sent: {0}")]
+    Transport(String),
+    /// The service answered something other than 201.
+    #[error("send batch answered HTTP {status}{}", if *.server_busy { " (ServerBusy)" } else { "" })]
+    Status { status: u16, server_busy: bool },
+}
+
+/// Why a batch is not retried: a message for the subscription's health.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("401 Unauthorized: the SAS key was refused (wrong key or key name, or expired token)")]
+    Unauthorized,
+    #[error(
+        "403 Forbidden: the key may not send to this event hub, or the namespace quota is exceeded"
+    )]
+    Forbidden,
+    #[error("404 Not Found: no such event hub in this namespace")]
+    NotFound,
+    #[error("413 Request Entity Too Large: the batch is over the event hub's size limit")]
+    TooLarge,
+    #[error("HTTP {0}: the service refused the batch")]
+    Other(u16),
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Send again after at least `min_wait` (and the backoff's wait).
+    Retry { min_wait: Duration },
+    /// Do not send again.
+    Refuse(Refused),
+}
+
+/// The outcome of one answer: `Ok` for 201 (the only success "Send batch
+/// events" documents), else the error, with ServerBusy recognised in the
+/// reason phrase or in the body.
+pub fn response_outcome(status: u16, reason: Option<&str>, body: &[u8]) -> Result<(), SendError> {
+    if status == 201 {
+        return Ok(());
+    }
+    let mentions = |haystack: &[u8]| {
+        haystack
+            .windows(SERVER_BUSY.len())
+            .any(|w| w.eq_ignore_ascii_case(SERVER_BUSY.as_bytes()))
+    };
+    let server_busy =
+        status == 503 && (reason.is_some_and(|r| mentions(r.as_bytes())) || mentions(body));
+    Err(SendError::Status {
+        status,
+        server_busy,
+    })
+}
+
+/// Retry or refuse; see the table in the module docs.
+pub fn classify(error: &SendError) -> Disposition {
+    let retry = |min_wait| Disposition::Retry { min_wait };
+    match *error {
+        SendError::Timeout(_) | SendError::Transport(_) => retry(Duration::ZERO),
+        SendError::Status {
+            server_busy: true, ..
+        } => retry(SERVER_BUSY_MIN_WAIT),
+        SendError::Status { status, .. } if status >= 500 || status == 429 => retry(Duration::ZERO),
+        SendError::Status { status, .. } => Disposition::Refuse(match status {
+            401 => Refused::Unauthorized,
+            403 => Refused::Forbidden,
+            404 => Refused::NotFound,
+            413 => Refused::TooLarge,
+            other => Refused::Other(other),
+        }),
+    }
+}
+
+/// Exponential backoff with full jitter: before retry `n` (1, 2, ...) wait a
+/// uniformly random time in `[0, min(cap, base * 2^(n-1)))`, and at least
+/// the error's floor ("Exponential Backoff And Jitter", AWS Architecture
+/// Blog, 2015). The same rule as `dpl::kinesis::Backoff`, which lives behind
+/// the `aws` feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling up to 8 s: a throughput unit's quota is per second,
+    /// and ServerBusy brings its own 4 s floor.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(8),
+        }
+    }
+}
+
+impl Backoff {
+    /// The upper bound of the jittered wait before retry `round` (from 1).
+    pub fn ceiling(&self, round: u32) -> Duration {
+        let doublings = round.saturating_sub(1).min(31);
+        self.base
+            .checked_mul(1u32 << doublings)
+            .map_or(self.cap, |d| d.min(self.cap))
+    }
+
+    /// The wait before retry `round` after an error whose floor is
+    /// `min_wait`, given `unit` uniform in `[0, 1)`.
+    pub fn delay(&self, round: u32, min_wait: Duration, unit: f64) -> Duration {
+        self.ceiling(round)
+            .mul_f64(unit.clamp(0.0, 1.0))
+            .max(min_wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> SendError {
+        SendError::Status {
+            status,
+            server_busy: false,
+        }
+    }
+
+    #[test]
+    fn only_201_is_delivered() {
+        assert_eq!(response_outcome(201, Some("Created"), b""), Ok(()));
+        assert_eq!(response_outcome(200, Some("OK"), b""), Err(status(200)));
+        assert_eq!(response_outcome(500, None, b""), Err(status(500)));
+    }
+
+    #[test]
+    fn server_busy_is_read_from_a_503_reason_or_body() {
+        let busy = Err(SendError::Status {
+            status: 503,
+            server_busy: true,
+        });
+        assert_eq!(response_outcome(503, Some("ServerBusy"), b""), busy);
+        let body = b"<Error><Code>50002</Code><Detail>ServerBusy: The request was terminated because the namespace is being throttled.</Detail></Error>";
+        assert_eq!(
+            response_outcome(503, Some("Service Unavailable"), body),
+            busy
+        );
+        assert_eq!(
+            response_outcome(503, None, b"maintenance"),
+            Err(status(503))
+        );
+        // Only a 503 is ServerBusy.
+        assert_eq!(
+            response_outcome(500, Some("ServerBusy"), b""),
+            Err(status(500))
+        );
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_server_busy_waits_four_seconds() {
+        for transient in [
+            SendError::Timeout(Duration::from_secs(10)),
+            SendError::Transport("connection reset".into()),
+            status(500),
+            status(502),
+            status(503),
+            status(429),
+        ] {
+            assert_eq!(
+                classify(&transient),
+                Disposition::Retry {
+                    min_wait: Duration::ZERO
+                },
+                "{transient}"
+            );
+        }
+        let busy = SendError::Status {
+            status: 503,
+            server_busy: true,
+        };
+        assert_eq!(
+            classify(&busy),
+            Disposition::Retry {
+                min_wait: SERVER_BUSY_MIN_WAIT
+            }
+        );
+        assert_eq!(SERVER_BUSY_MIN_WAIT, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn client_errors_are_refused_with_a_reason() {
+        let cases = [
+            (
+                401,
+                Refused::Unauthorized,
+                "401 Unauthorized: the SAS key was refused",
+            ),
+            (403, Refused::Forbidden, "403 Forbidden"),
+            (404, Refused::NotFound, "404 Not Found"),
+            (413, Refused::TooLarge, "413 Request Entity Too Large"),
+            (400, Refused::Other(400), "HTTP 400"),
+            (200, Refused::Other(200), "HTTP 200"),
+        ];
+        for (code, refused, message) in cases {
+            assert_eq!(
+                classify(&status(code)),
+                Disposition::Refuse(refused.clone())
+            );
+            assert!(refused.to_string().starts_with(message), "{refused}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_full_jitter_and_a_floor() {
+        let backoff = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1_000),
+        };
+        let ceilings: Vec<u128> = (1..=6).map(|n| backoff.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(backoff.ceiling(u32::MAX), backoff.cap);
+        assert_eq!(backoff.delay(2, Duration::ZERO, 0.0), Duration::ZERO);
+        assert_eq!(
+            backoff.delay(2, Duration::ZERO, 0.5),
+            Duration::from_millis(100)
+        );
+        assert!(backoff.delay(2, Duration::ZERO, 0.999_999) < Duration::from_millis(200));
+        // The ServerBusy floor wins over any jitter below it.
+        for unit in [0.0, 0.5, 0.999] {
+            assert!(backoff.delay(5, SERVER_BUSY_MIN_WAIT, unit) >= SERVER_BUSY_MIN_WAIT);
+            assert!(
+                Backoff::default().delay(1, SERVER_BUSY_MIN_WAIT, unit) >= SERVER_BUSY_MIN_WAIT
+            );
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The port to customer endpoints: a [`Destination`] sends events in
+//! order and says which it delivered; [`Destinations`] builds (and caches)
+//! the destination of a subscription, resolving its credentials.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::delivery::Delivery;
+use super::subscription::{Credentials, Destination as Target, Subscription, SubscriptionId};
+
+/// What one [`Destination::send`] achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReport {
+    /// One flag per event sent, in order. Per DSN, the accepted events are
+    /// a prefix of that DSN's events: transports keep per-key order.
+    pub accepted: Vec<bool>,
+    /// Why some events were not accepted (for the subscription's health);
+    /// `None` when all were. Never holds a secret.
+    pub error: Option<String>,
+}
+
+impl SendReport {
+    pub fn all_accepted(count: usize) -> Self {
+        Self {
+            accepted: vec![true; count],
+            error: None,
+        }
+    }
+
+    /// Nothing accepted, because of `error`.
+    pub fn refused(count: usize, error: impl ToString) -> Self {
+        Self {
+            accepted: vec![false; count],
+            error: Some(error.to_string()),
+        }
+    }
+
+    /// The first `accepted` events were delivered, the rest not.
+    pub fn prefix(count: usize, accepted: usize, error: Option<String>) -> Self {
+        Self {
+            accepted: (0..count).map(|n| n < accepted).collect(),
+            error: if accepted < count { error } else { None },
+        }
+    }
+
+    pub fn delivered(&self) -> usize {
+        self.accepted.iter().filter(|a| **a).count()
+    }
+}
+
+/// A customer endpoint, credentials resolved.
+pub trait Destination: Send + Sync {
+    /// Delivers `events` in order, giving up at `deadline`. Retries what
+    /// is worth retrying; never resends what was accepted.
+    fn send(
+        &self,
+        events: &[&Delivery],
+        deadline: Instant,
+    ) -> impl Future<Output = SendReport> + Send;
+}
+
+/// Builds the destination of a subscription.
+pub trait Destinations: Send + Sync {
+    type Destination: Destination;
+
+    /// The destination of `subscription` (possibly cached), or why it
+    /// cannot be reached at all (e.g. its secret cannot be read): the
+    /// message goes to the subscription's health, so it never holds a secret.
+    fn destination(
+        &self,
+        subscription: &Subscription,
+    ) -> impl Future<Output = Result<Arc<Self::Destination>, String>> + Send;
+}
+
+/// How long a subscription's destination (and the secret it was built
+/// from) is reused before it is built again: a rotated secret is picked up
+/// within this time.
+pub const DESTINATION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Built destinations per subscription, reused while the subscription's
+/// destination and credentials are unchanged, for [`DESTINATION_TTL`].
+pub struct DestinationCache<T> {
+    entries: std::sync::Mutex<std::collections::HashMap<SubscriptionId, Cached<T>>>,
+}
+
+struct Cached<T> {
+    built_at: Instant,
+    from: (Target, Credentials),
+    destination: Arc<T>,
+}
+
+impl<T> Default for DestinationCache<T> {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<T> DestinationCache<T> {
+    /// The cached destination of `subscription`, or the one `build` makes.
+    pub async fn get_or_build<F>(
+        &self,
+        subscription: &Subscription,
+        build: F,
+    ) -> Result<Arc<T>, String>
+    where
+        F: Future<Output = Result<T, String>>,
+    {
+        if let Some(destination) = self.cached(subscription) {
+            return Ok(destination);
+        }
+        let destination = Arc::new(build.await?);
+        self.entries.lock().expect("destination cache lock").insert(
+            subscription.id.clone(),
+            Cached {
+                built_at: Instant::now(),
+                from: (
+                    subscription.destination.clone(),
+                    subscription.credentials.clone(),
+                ),
+                destination: destination.clone(),
+            },
+        );
+        Ok(destination)
+    }
+
+    fn cached(&self, subscription: &Subscription) -> Option<Arc<T>> {
+        let entries = self.entries.lock().expect("destination cache lock");
+        let cached = entries.get(&subscription.id)?;
+        let same =
+            cached.from.0 == subscription.destination && cached.from.1 == subscription.credentials;
+        (same && cached.built_at.elapsed() < DESTINATION_TTL).then(|| cached.destination.clone())
+    }
+}

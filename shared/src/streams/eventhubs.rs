@@ -1,0 +1,129 @@
+//! Customer event hubs as [`Destination`]s: the events go through
+//! [`crate::eventhubs::client::send`] (batches of one DSN under the 1 MB
+//! limit, SAS token reused until near expiry, retry on 5xx, 429 and
+//! timeouts, no retry on 401/403/404/413), with the connection string read
+//! from Secrets Manager and checked against the subscription's namespace
+//! and hub.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::delivery::Delivery;
+use super::destination::{Destination, DestinationCache, Destinations, SendReport};
+use super::secrets::{check_connection_string, SecretStore};
+use super::subscription::{Credentials, Destination as Target, Subscription};
+use crate::eventhubs::batch::Message;
+use crate::eventhubs::client::{send, SendBatchApi};
+use crate::eventhubs::http::HttpSender;
+use crate::eventhubs::retry::Backoff;
+
+/// Optional: replaces `https://{namespace host}` with
+/// `{this}/{namespace host}`, to send to a local endpoint
+/// (`tools/eventhubs-local`) in local runs and tests. Unset in AWS.
+pub const ENDPOINT_URL_VAR: &str = "EVENTHUBS_ENDPOINT_URL";
+
+/// One customer event hub, credentials resolved.
+#[derive(Debug)]
+pub struct EventHubDestination<A> {
+    api: A,
+    backoff: Backoff,
+}
+
+impl<A> EventHubDestination<A> {
+    pub fn new(api: A, backoff: Backoff) -> Self {
+        Self { api, backoff }
+    }
+}
+
+impl<A: SendBatchApi + Send + Sync> Destination for EventHubDestination<A> {
+    async fn send(&self, events: &[&Delivery], deadline: Instant) -> SendReport {
+        let messages: Vec<Message> = events.iter().map(|event| message(event)).collect();
+        let outcome = send(&self.api, &messages, deadline, &self.backoff).await;
+        let mut accepted = vec![false; events.len()];
+        for &n in outcome.accepted() {
+            accepted[n] = true;
+        }
+        let mut error = outcome.stopped.as_ref().map(ToString::to_string);
+        // An event larger than any batch can never be delivered: it is
+        // dropped for this subscription (with its health saying so) rather
+        // than parked, where it would block every later event forever.
+        for too_large in &outcome.too_large {
+            accepted[too_large.index] = true;
+            error.get_or_insert_with(|| too_large.to_string());
+        }
+        SendReport { accepted, error }
+    }
+}
+
+fn message(event: &Delivery) -> Message {
+    Message::new(
+        std::str::from_utf8(&event.payload).expect("customer payloads are JSON text"),
+        &event.dsn,
+        &event.event_id.to_string(),
+        event.event_type.as_str(),
+    )
+}
+
+/// Builds and caches the destinations of Event Hubs subscriptions.
+pub struct EventHubDestinations<S> {
+    secrets: S,
+    /// Replaces `https://` + the namespace host: `{endpoint}/{namespace
+    /// host}` (the local endpoint's routing), for local runs and tests.
+    endpoint_url: Option<String>,
+    backoff: Backoff,
+    cache: DestinationCache<EventHubDestination<HttpSender>>,
+}
+
+impl<S: SecretStore> EventHubDestinations<S> {
+    pub fn new(secrets: S, endpoint_url: Option<String>, backoff: Backoff) -> Self {
+        Self {
+            secrets,
+            endpoint_url,
+            backoff,
+            cache: DestinationCache::default(),
+        }
+    }
+
+    async fn build(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<EventHubDestination<HttpSender>, String> {
+        let Target::EventHubs { namespace, hub } = &subscription.destination else {
+            return Err("not an Event Hubs subscription".to_owned());
+        };
+        let Credentials::ConnectionStringSecret { secret_id } = &subscription.credentials else {
+            return Err("an Event Hubs subscription needs a connection string secret".to_owned());
+        };
+        let secret = self
+            .secrets
+            .get(secret_id)
+            .await
+            .map_err(|e| format!("reading the connection string secret {secret_id}: {e}"))?;
+        let connection = check_connection_string(&secret, namespace, hub)
+            .map_err(|e| format!("the connection string secret {secret_id}: {e}"))?;
+        let base = self.endpoint_url.as_ref().map(|url| {
+            format!(
+                "{}/{}",
+                url.trim_end_matches('/'),
+                connection.namespace_host()
+            )
+        });
+        let sender =
+            HttpSender::new(connection, hub, base.as_deref()).map_err(|e| e.to_string())?;
+        Ok(EventHubDestination::new(sender, self.backoff))
+    }
+}
+
+impl<S: SecretStore + Send + Sync> Destinations for EventHubDestinations<S> {
+    type Destination = EventHubDestination<HttpSender>;
+
+    async fn destination(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Arc<Self::Destination>, String> {
+        self.cache
+            .get_or_build(subscription, self.build(subscription))
+            .await
+    }
+}

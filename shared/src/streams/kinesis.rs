@@ -1,0 +1,162 @@
+//! Customer Kinesis streams as [`Destination`]s: the events go through
+//! [`crate::kinesis::publish`] (packed to the `PutRecords` limits, only
+//! failed entries resent with full-jitter backoff, per-DSN order kept), with
+//! the subscription's credentials:
+//!
+//! - a role in the customer's account, assumed with its external id; the
+//!   SDK's provider caches the temporary credentials and refreshes them
+//!   before they expire;
+//! - or an access key pair read from Secrets Manager.
+//!
+//! The stream's region comes from its ARN. Clients are cached per
+//! subscription ([`DestinationCache`]).
+
+use std::sync::Arc;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{Region, SdkConfig};
+use aws_sdk_kinesis::config::{Credentials as StaticCredentials, SharedCredentialsProvider};
+use tokio::time::Instant;
+
+use super::delivery::Delivery;
+use super::destination::{Destination, DestinationCache, Destinations, SendReport};
+use super::secrets::{AccessKeys, SecretStore};
+use super::subscription::{Credentials, Destination as Target, Subscription};
+use crate::kinesis::{publish, Backoff, Entry, Stopped};
+
+/// One customer stream, credentials resolved.
+#[derive(Debug)]
+pub struct KinesisDestination {
+    client: aws_sdk_kinesis::Client,
+    stream_arn: String,
+    backoff: Backoff,
+}
+
+impl KinesisDestination {
+    pub fn new(client: aws_sdk_kinesis::Client, stream_arn: String, backoff: Backoff) -> Self {
+        Self {
+            client,
+            stream_arn,
+            backoff,
+        }
+    }
+}
+
+impl Destination for KinesisDestination {
+    async fn send(&self, events: &[&Delivery], deadline: Instant) -> SendReport {
+        let entries: Result<Vec<Entry>, _> = events
+            .iter()
+            .map(|event| Entry::new(event.dsn.clone(), event.payload.clone()))
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(error) => return SendReport::refused(events.len(), error),
+        };
+        let outcome = publish(
+            &self.client,
+            &self.stream_arn,
+            &entries,
+            deadline,
+            &self.backoff,
+        )
+        .await;
+        SendReport {
+            accepted: (0..events.len()).map(|n| outcome.is_accepted(n)).collect(),
+            error: outcome.stopped.as_ref().map(describe),
+        }
+    }
+}
+
+/// Words for the subscription's health.
+fn describe(stopped: &Stopped) -> String {
+    match stopped {
+        Stopped::Deadline => "the stream did not accept every record in time".to_owned(),
+        Stopped::Fatal(error) => error.to_string(),
+        Stopped::UnknownEntryError { code, message } => {
+            format!("PutRecords entry failed with {code}: {message}")
+        }
+    }
+}
+
+/// Builds and caches the destinations of Kinesis subscriptions.
+pub struct KinesisDestinations<S> {
+    base: SdkConfig,
+    secrets: S,
+    backoff: Backoff,
+    cache: DestinationCache<KinesisDestination>,
+}
+
+impl<S: SecretStore> KinesisDestinations<S> {
+    /// `base` carries the SDK defaults (and `AWS_ENDPOINT_URL` locally).
+    pub fn new(base: SdkConfig, secrets: S, backoff: Backoff) -> Self {
+        Self {
+            base,
+            secrets,
+            backoff,
+            cache: DestinationCache::default(),
+        }
+    }
+
+    async fn build(&self, subscription: &Subscription) -> Result<KinesisDestination, String> {
+        let Target::Kinesis { stream_arn } = &subscription.destination else {
+            return Err("not a Kinesis subscription".to_owned());
+        };
+        let region = Region::new(stream_arn.region().to_owned());
+        let credentials = match &subscription.credentials {
+            Credentials::AssumeRole {
+                role_arn,
+                external_id,
+            } => {
+                let mut role = AssumeRoleProvider::builder(role_arn)
+                    .session_name(format!("dpl-{}", subscription.id))
+                    .region(region.clone())
+                    .configure(&self.base);
+                if let Some(external_id) = external_id {
+                    role = role.external_id(external_id);
+                }
+                SharedCredentialsProvider::new(role.build().await)
+            }
+            Credentials::AccessKeySecret { secret_id } => {
+                let secret = self
+                    .secrets
+                    .get(secret_id)
+                    .await
+                    .map_err(|e| format!("reading the access key secret {secret_id}: {e}"))?;
+                let keys = AccessKeys::parse(&secret)
+                    .map_err(|e| format!("the access key secret {secret_id}: {e}"))?;
+                SharedCredentialsProvider::new(StaticCredentials::new(
+                    keys.access_key_id(),
+                    keys.secret_access_key(),
+                    None,
+                    None,
+                    "dpl-subscription-secret",
+                ))
+            }
+            Credentials::ConnectionStringSecret { .. } => {
+                return Err("a connection string does not sign Kinesis requests".to_owned())
+            }
+        };
+        let config = aws_sdk_kinesis::config::Builder::from(&self.base)
+            .region(region)
+            .credentials_provider(credentials)
+            .build();
+        Ok(KinesisDestination::new(
+            aws_sdk_kinesis::Client::from_conf(config),
+            stream_arn.to_string(),
+            self.backoff,
+        ))
+    }
+}
+
+impl<S: SecretStore + Send + Sync> Destinations for KinesisDestinations<S> {
+    type Destination = KinesisDestination;
+
+    async fn destination(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Arc<KinesisDestination>, String> {
+        self.cache
+            .get_or_build(subscription, self.build(subscription))
+            .await
+    }
+}

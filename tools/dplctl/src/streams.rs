@@ -1,0 +1,673 @@
+//! `dplctl streams`: create, list, show, enable, disable and delete customer
+//! stream subscriptions (DynamoDB table + Secrets Manager). See
+//! `docs/streams.md`.
+//!
+//! Secret material (an access key, a connection string) is read from a file
+//! or stdin, never from a flag (shell history, `ps`), and never printed:
+//! outputs show the secret's id only.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
+use dpl::streams::secrets::{
+    check_connection_string, secret_name, AccessKeys, SecretStore, SecretString, SecretsManager,
+    MAX_SECRET_BYTES,
+};
+use dpl::streams::subscription::{
+    Credentials, Destination, Filters, Selection, Status, Subscription, SubscriptionId,
+    SubscriptionSpec, Transport,
+};
+use dpl::Timestamp;
+
+/// Where the table name comes from when `--table` is not given.
+pub const TABLE_VAR: &str = "SUBSCRIPTIONS_TABLE";
+
+/// Per-attempt limit of one DynamoDB or Secrets Manager call.
+const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Args)]
+pub struct StreamsArgs {
+    /// DynamoDB table of the subscriptions (default: $SUBSCRIPTIONS_TABLE).
+    #[arg(long, global = true)]
+    pub table: Option<String>,
+    #[command(subcommand)]
+    pub command: StreamsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum StreamsCommand {
+    /// Create a subscription (enabled unless --disabled), storing its
+    /// secret, if any, in Secrets Manager.
+    Create(Box<CreateArgs>),
+    /// List subscriptions: id, OEM, name, transport, status, parked, last success.
+    List {
+        /// Only this OEM's subscriptions.
+        #[arg(long)]
+        oem: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one subscription (secrets by id only, never their value).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume delivery.
+    Enable { id: String },
+    /// Pause delivery.
+    Disable { id: String },
+    /// Delete a subscription and its secret, at once and for good.
+    Delete {
+        id: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The OEM whose events are delivered.
+    #[arg(long)]
+    pub oem: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// `kinesis` or `eventhubs`.
+    #[arg(long)]
+    pub transport: String,
+    /// Kinesis: arn:aws:kinesis:REGION:ACCOUNT:stream/NAME.
+    #[arg(long)]
+    pub stream_arn: Option<String>,
+    /// Event Hubs: the namespace name (not its host name).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Event Hubs: the event hub.
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Kinesis: a role in the customer's account that we assume.
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// Kinesis, with --role-arn: the external id the role's trust policy requires.
+    #[arg(long, requires = "role_arn")]
+    pub external_id: Option<String>,
+    /// Kinesis: a file (`-` for stdin) holding
+    /// {"access_key_id": "...", "secret_access_key": "..."}.
+    #[arg(long)]
+    pub access_key_file: Option<PathBuf>,
+    /// Event Hubs: a file (`-` for stdin) holding the connection string.
+    #[arg(long)]
+    pub connection_string_file: Option<PathBuf>,
+    /// `*` or a comma-separated list of event types.
+    #[arg(long, default_value = "*")]
+    pub event_types: String,
+    /// `*` or a comma-separated list of OEM models.
+    #[arg(long, default_value = "*")]
+    pub models: String,
+    /// `*` or a comma-separated list of property names (datapoint and
+    /// datapointack events only).
+    #[arg(long, default_value = "*")]
+    pub properties: String,
+    /// `*` or a comma-separated list of DSNs.
+    #[arg(long, default_value = "*")]
+    pub dsns: String,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Print the created subscription as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The table: `--table`, else `$SUBSCRIPTIONS_TABLE`.
+fn table_name(flag: Option<String>, env: Option<String>) -> anyhow::Result<String> {
+    flag.or(env)
+        .filter(|t| !t.trim().is_empty())
+        .with_context(|| format!("no subscriptions table: pass --table or set {TABLE_VAR}"))
+}
+
+struct Clients {
+    store: DynamoSubscriptions,
+    secrets: SecretsManager,
+}
+
+async fn clients(table: String) -> Clients {
+    let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
+    Clients {
+        store: DynamoSubscriptions::from_sdk_config(&aws, table),
+        secrets: SecretsManager::from_sdk_config(&aws),
+    }
+}
+
+pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
+    let table = table_name(args.table, std::env::var(TABLE_VAR).ok())?;
+    match args.command {
+        StreamsCommand::Create(create_args) => {
+            // Everything is checked, the secret read included, before any call.
+            let plan = plan(*create_args, SubscriptionId::generate(), Timestamp::now())?;
+            let clients = clients(table).await;
+            create(&clients, plan).await
+        }
+        StreamsCommand::List { oem, json } => {
+            let clients = clients(table).await;
+            let subscriptions = clients.store.list(oem.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&subscriptions)?);
+            } else {
+                print!("{}", table_text(&subscriptions));
+            }
+            Ok(())
+        }
+        StreamsCommand::Show { id, json } => {
+            let id = parse_id(&id)?;
+            let clients = clients(table).await;
+            let subscription = get(&clients.store, &id).await?;
+            print_subscription(&subscription, json)
+        }
+        StreamsCommand::Enable { id } => set_status(table, &id, Status::Enabled).await,
+        StreamsCommand::Disable { id } => set_status(table, &id, Status::Disabled).await,
+        StreamsCommand::Delete { id, yes } => {
+            let id = parse_id(&id)?;
+            let clients = clients(table).await;
+            let subscription = get(&clients.store, &id).await?;
+            if !yes {
+                bail!(
+                    "this deletes subscription {id} ({:?}){}: pass --yes to confirm",
+                    subscription.name,
+                    match subscription.credentials.secret_id() {
+                        Some(secret) => format!(" and its secret {secret}"),
+                        None => String::new(),
+                    }
+                );
+            }
+            delete(&clients, &subscription).await
+        }
+    }
+}
+
+fn parse_id(text: &str) -> anyhow::Result<SubscriptionId> {
+    Ok(text.parse()?)
+}
+
+async fn get(store: &impl SubscriptionStore, id: &SubscriptionId) -> anyhow::Result<Subscription> {
+    store
+        .get(id)
+        .await?
+        .with_context(|| format!("subscription {id} does not exist"))
+}
+
+async fn set_status(table: String, id: &str, status: Status) -> anyhow::Result<()> {
+    let id = parse_id(id)?;
+    let clients = clients(table).await;
+    clients.store.set_status(&id, status).await?;
+    println!("{id} {status}");
+    Ok(())
+}
+
+/// A checked subscription, and the secret to store first, if any.
+struct Plan {
+    subscription: Subscription,
+    secret: Option<(String, SecretString)>,
+    /// Print the result as JSON.
+    json: bool,
+}
+
+/// Builds and checks everything `create` will write, reading the secret
+/// material from its file; makes no call.
+fn plan(args: CreateArgs, id: SubscriptionId, now: Timestamp) -> anyhow::Result<Plan> {
+    let transport: Transport = args.transport.parse()?;
+    let destination = match transport {
+        Transport::Kinesis => {
+            if args.namespace.is_some() || args.hub.is_some() {
+                bail!("--namespace and --hub are for --transport eventhubs");
+            }
+            let arn = args
+                .stream_arn
+                .as_deref()
+                .context("--transport kinesis needs --stream-arn")?;
+            Destination::Kinesis {
+                stream_arn: arn.parse().map_err(dpl::streams::SubscriptionError::from)?,
+            }
+        }
+        Transport::EventHubs => {
+            if args.stream_arn.is_some() {
+                bail!("--stream-arn is for --transport kinesis");
+            }
+            Destination::EventHubs {
+                namespace: args
+                    .namespace
+                    .clone()
+                    .context("--transport eventhubs needs --namespace")?,
+                hub: args
+                    .hub
+                    .clone()
+                    .context("--transport eventhubs needs --hub")?,
+            }
+        }
+    };
+    let name = secret_name(&id);
+    let given = [
+        args.role_arn.is_some(),
+        args.access_key_file.is_some(),
+        args.connection_string_file.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        bail!(
+            "give exactly one of --role-arn or --access-key-file (kinesis), \
+             --connection-string-file (eventhubs)"
+        );
+    }
+    let credentials = if let Some(role_arn) = &args.role_arn {
+        Credentials::AssumeRole {
+            role_arn: role_arn.clone(),
+            external_id: args.external_id.clone(),
+        }
+    } else if args.access_key_file.is_some() {
+        Credentials::AccessKeySecret {
+            secret_id: name.clone(),
+        }
+    } else {
+        Credentials::ConnectionStringSecret {
+            secret_id: name.clone(),
+        }
+    };
+    let filters = Filters {
+        event_types: Selection::parse_event_types(&args.event_types)?,
+        models: Selection::parse_names("models", &args.models)?,
+        properties: Selection::parse_names("properties", &args.properties)?,
+        dsns: Selection::parse_names("dsns", &args.dsns)?,
+    };
+    let spec = SubscriptionSpec {
+        oem_id: args.oem,
+        name: args.name,
+        description: args.description,
+        destination,
+        credentials,
+        filters,
+    };
+    let mut subscription = Subscription::new(id, spec, now)?;
+    if args.disabled {
+        subscription.status = Status::Disabled;
+    }
+    let secret = if let Some(file) = &args.access_key_file {
+        let keys = AccessKeys::parse(&read_secret(file, "--access-key-file")?)?;
+        Some((name, keys.to_secret()))
+    } else if let Some(file) = &args.connection_string_file {
+        let text = read_secret(file, "--connection-string-file")?;
+        let value = SecretString::new(text.expose().trim());
+        if let Destination::EventHubs { namespace, hub } = &subscription.destination {
+            check_connection_string(&value, namespace, hub)?;
+        }
+        Some((name, value))
+    } else {
+        None
+    };
+    Ok(Plan {
+        subscription,
+        secret,
+        json: args.json,
+    })
+}
+
+/// The whole of `path` (`-`: stdin), at most [`MAX_SECRET_BYTES`].
+fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<SecretString> {
+    let mut bytes = Vec::new();
+    let limit = MAX_SECRET_BYTES as u64 + 1;
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{flag} -: reading stdin"))?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .with_context(|| format!("{flag} {}", path.display()))?;
+    }
+    if bytes.len() > MAX_SECRET_BYTES {
+        bail!("{flag}: more than {MAX_SECRET_BYTES} bytes");
+    }
+    // The error names the flag only: the bytes may be a secret.
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{flag}: the file is not UTF-8"))?;
+    Ok(SecretString::new(text))
+}
+
+async fn create(clients: &Clients, plan: Plan) -> anyhow::Result<()> {
+    let Plan {
+        mut subscription,
+        secret,
+        json,
+    } = plan;
+    let mut stored_secret = None;
+    if let Some((name, value)) = secret {
+        let arn = clients
+            .secrets
+            .put(&name, &value)
+            .await
+            .context("storing the secret")?;
+        match &mut subscription.credentials {
+            Credentials::AccessKeySecret { secret_id }
+            | Credentials::ConnectionStringSecret { secret_id } => *secret_id = arn.clone(),
+            Credentials::AssumeRole { .. } => {}
+        }
+        stored_secret = Some(arn);
+    }
+    if let Err(error) = clients.store.create(&subscription).await {
+        let Some(arn) = stored_secret else {
+            return Err(error).context("storing the subscription");
+        };
+        return match clients.secrets.delete(&arn).await {
+            Ok(()) => Err(error).context(format!(
+                "storing the subscription (its secret {arn} was deleted again)"
+            )),
+            Err(cleanup) => Err(error).context(format!(
+                "storing the subscription; deleting its secret {arn} failed too ({cleanup}): \
+                 delete it by hand"
+            )),
+        };
+    }
+    if subscription.status == Status::Enabled {
+        eprintln!("created {}", subscription.id);
+    } else {
+        eprintln!("created {} (disabled)", subscription.id);
+    }
+    print_subscription(&subscription, json)
+}
+
+async fn delete(clients: &Clients, subscription: &Subscription) -> anyhow::Result<()> {
+    let id = &subscription.id;
+    clients.store.delete(id).await?;
+    if let Some(secret) = subscription.credentials.secret_id() {
+        match clients.secrets.delete(secret).await {
+            Ok(()) | Err(dpl::streams::secrets::SecretError::NotFound(_)) => {}
+            Err(e) => {
+                return Err(e).context(format!(
+                    "subscription {id} deleted, but not its secret {secret}: delete it by hand"
+                ))
+            }
+        }
+        println!("deleted {id} and its secret {secret}");
+    } else {
+        println!("deleted {id}");
+    }
+    Ok(())
+}
+
+fn print_subscription(subscription: &Subscription, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(subscription)?);
+    } else {
+        print!("{}", show_text(subscription));
+    }
+    Ok(())
+}
+
+fn time(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "never".to_owned(), |t| t.iso_seconds().to_string())
+}
+
+/// `show`: every field, secrets by id.
+fn show_text(s: &Subscription) -> String {
+    let mut lines: Vec<(&str, String)> = vec![
+        ("id", s.id.to_string()),
+        ("oem", s.oem_id.clone()),
+        ("name", s.name.clone()),
+        ("description", s.description.clone()),
+        ("status", s.status.to_string()),
+        ("transport", s.transport().to_string()),
+    ];
+    match &s.destination {
+        Destination::Kinesis { stream_arn } => lines.push(("stream arn", stream_arn.to_string())),
+        Destination::EventHubs { namespace, hub } => {
+            lines.push(("namespace", namespace.clone()));
+            lines.push(("hub", hub.clone()));
+        }
+    }
+    lines.push(("credentials", s.credentials.kind().to_owned()));
+    match &s.credentials {
+        Credentials::AssumeRole {
+            role_arn,
+            external_id,
+        } => {
+            lines.push(("role arn", role_arn.clone()));
+            if let Some(external_id) = external_id {
+                lines.push(("external id", external_id.clone()));
+            }
+        }
+        Credentials::AccessKeySecret { secret_id }
+        | Credentials::ConnectionStringSecret { secret_id } => {
+            lines.push(("secret", format!("{secret_id} (value not shown)")));
+        }
+    }
+    let f = &s.filters;
+    lines.extend([
+        ("event types", f.event_types.to_string()),
+        ("models", f.models.to_string()),
+        ("properties", f.properties.to_string()),
+        ("dsns", f.dsns.to_string()),
+        ("created", s.created_at.iso_seconds().to_string()),
+        ("last success", time(s.health.last_success)),
+        (
+            "last error",
+            match &s.health.last_error {
+                Some(e) => format!("{} {}", e.at.iso_seconds(), e.message),
+                None => "none".to_owned(),
+            },
+        ),
+        ("parked", s.health.parked.to_string()),
+    ]);
+    lines
+        .into_iter()
+        .map(|(label, value)| {
+            let line = format!("{:<13} {value}", format!("{label}:"));
+            format!("{}\n", line.trim_end())
+        })
+        .collect()
+}
+
+/// `list`: one row per subscription, columns padded to their widest cell.
+fn table_text(subscriptions: &[Subscription]) -> String {
+    let header = [
+        "ID",
+        "OEM",
+        "NAME",
+        "TRANSPORT",
+        "STATUS",
+        "PARKED",
+        "LAST SUCCESS",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 7]> = std::iter::once(header)
+        .chain(subscriptions.iter().map(|s| {
+            [
+                s.id.to_string(),
+                s.oem_id.clone(),
+                s.name.clone(),
+                s.transport().to_string(),
+                s.status.to_string(),
+                s.health.parked.to_string(),
+                time(s.health.last_success),
+            ]
+        }))
+        .collect();
+    let mut widths = [0; 7];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Create {
+        #[command(flatten)]
+        args: CreateArgs,
+    }
+
+    const ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/s";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/r";
+
+    fn plan_of(args: &[&str]) -> anyhow::Result<Plan> {
+        let base = ["create", "--oem", "o", "--name", "n"];
+        let parsed = Create::try_parse_from(base.iter().chain(args))?;
+        plan(
+            parsed.args,
+            SubscriptionId::from_bits(7),
+            Timestamp::from_millis(0)?,
+        )
+    }
+
+    #[test]
+    fn the_table_comes_from_the_flag_then_the_environment() {
+        let name = |flag: Option<&str>, env: Option<&str>| {
+            table_name(flag.map(str::to_owned), env.map(str::to_owned))
+        };
+        assert_eq!(name(Some("a"), Some("b")).unwrap(), "a");
+        assert_eq!(name(None, Some("b")).unwrap(), "b");
+        let error = name(None, Some(" ")).unwrap_err().to_string();
+        assert!(
+            error.contains("pass --table or set SUBSCRIPTIONS_TABLE"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_role_plan_has_no_secret() {
+        let plan = plan_of(&[
+            "--transport",
+            "kinesis",
+            "--stream-arn",
+            ARN,
+            "--role-arn",
+            ROLE,
+            "--disabled",
+        ])
+        .unwrap();
+        assert!(plan.secret.is_none());
+        assert_eq!(plan.subscription.status, Status::Disabled);
+        assert_eq!(plan.subscription.id.to_string(), "sub-0000000000000007");
+    }
+
+    #[test]
+    fn flags_that_do_not_fit_the_transport_are_refused() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--transport", "kinesis", "--role-arn", ROLE],
+                "needs --stream-arn",
+            ),
+            (
+                &[
+                    "--transport",
+                    "kinesis",
+                    "--stream-arn",
+                    ARN,
+                    "--hub",
+                    "h",
+                    "--role-arn",
+                    ROLE,
+                ],
+                "--namespace and --hub are for --transport eventhubs",
+            ),
+            (
+                &[
+                    "--transport",
+                    "eventhubs",
+                    "--stream-arn",
+                    ARN,
+                    "--namespace",
+                    "contoso",
+                ],
+                "--stream-arn is for --transport kinesis",
+            ),
+            (
+                &["--transport", "eventhubs", "--namespace", "contoso-events"],
+                "needs --hub",
+            ),
+            (
+                &["--transport", "kinesis", "--stream-arn", ARN],
+                "exactly one of",
+            ),
+            (
+                &[
+                    "--transport",
+                    "kinesis",
+                    "--stream-arn",
+                    ARN,
+                    "--role-arn",
+                    ROLE,
+                    "--access-key-file",
+                    "-",
+                ],
+                "exactly one of",
+            ),
+            (
+                &["--transport", "azure"],
+                "transport `azure` is not kinesis or eventhubs",
+            ),
+            (
+                &[
+                    "--transport",
+                    "kinesis",
+                    "--stream-arn",
+                    ARN,
+                    "--external-id",
+                    "x1",
+                ],
+                "--role-arn",
+            ),
+        ];
+        for (args, expected) in cases {
+            let error = match plan_of(args) {
+                Ok(_) => panic!("{args:?} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                error.contains(expected),
+                "{args:?}: {expected:?} not in {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_columns_are_aligned() {
+        let plan = plan_of(&[
+            "--transport",
+            "kinesis",
+            "--stream-arn",
+            ARN,
+            "--role-arn",
+            ROLE,
+        ])
+        .unwrap();
+        let mut long = plan.subscription.clone();
+        long.name = "a much longer name".to_owned();
+        let text = table_text(&[plan.subscription, long]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let column = |line: &str| line.find("kinesis").unwrap();
+        assert_eq!(column(lines[1]), column(lines[2]));
+        assert_eq!(lines[0].find("TRANSPORT").unwrap(), column(lines[1]));
+    }
+}
