@@ -19,6 +19,7 @@ use dpl::export::{
 use dpl::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod delivery;
 mod streams;
 
 /// Per-attempt limit of one S3 call, a 16 MiB part upload included.

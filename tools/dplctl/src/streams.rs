@@ -61,6 +61,18 @@ pub enum StreamsCommand {
     Enable { id: String },
     /// Pause delivery.
     Disable { id: String },
+    /// Send one sample event (the seed's datapoint, with the
+    /// subscription's OEM) to the destination, whatever the filters and
+    /// status, and report exactly what failed.
+    Test { id: String },
+    /// Deliver the subscription's parked events now, oldest first (the
+    /// stream functions also do it on their redrive schedule).
+    Redrive {
+        id: String,
+        /// DynamoDB table of the parked events (default: $PARKED_EVENTS_TABLE).
+        #[arg(long)]
+        parked_table: Option<String>,
+    },
     /// Delete a subscription and its secret, at once and for good.
     Delete {
         id: String,
@@ -169,6 +181,25 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
             let clients = clients(table).await;
             let subscription = get(&clients.store, &id).await?;
             print_subscription(&subscription, json)
+        }
+        StreamsCommand::Test { id } => {
+            let id = parse_id(&id)?;
+            let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
+            let store = DynamoSubscriptions::from_sdk_config(&aws, table);
+            crate::delivery::test(&aws, &get(&store, &id).await?).await
+        }
+        StreamsCommand::Redrive { id, parked_table } => {
+            let parked_table = parked_table
+                .or_else(|| std::env::var(crate::delivery::PARKED_TABLE_VAR).ok())
+                .filter(|t| !t.is_empty())
+                .context(
+                    "no parked events table: pass --parked-table or set PARKED_EVENTS_TABLE",
+                )?;
+            let id = parse_id(&id)?;
+            let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
+            let store = DynamoSubscriptions::from_sdk_config(&aws, table);
+            let subscription = get(&store, &id).await?;
+            crate::delivery::redrive(&aws, store, &parked_table, &subscription).await
         }
         StreamsCommand::Enable { id } => set_status(table, &id, Status::Enabled).await,
         StreamsCommand::Disable { id } => set_status(table, &id, Status::Disabled).await,

@@ -611,3 +611,138 @@ async fn health_updates_never_clobber_configuration() {
         "health recreated the item"
     );
 }
+
+/// Records of a moto stream in eu-west-1, in order.
+async fn stream_records(aws: &aws_config::SdkConfig, stream: &str) -> Vec<Vec<u8>> {
+    let config = aws_sdk_kinesis::config::Builder::from(aws)
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    let kinesis = aws_sdk_kinesis::Client::from_conf(config);
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let page = kinesis
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap();
+    page.records()
+        .iter()
+        .map(|r| r.data().as_ref().to_vec())
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
+    use dpl::streams::delivery::{Delivery, Position};
+    use dpl::streams::parking::ParkingLot;
+    use dpl::streams::parking_dynamo::{
+        create_table as create_keyed_table, DynamoParking, PARKED_TABLE_KEYS,
+    };
+
+    let aws = sdk().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let table = format!("subscriptions-td-{nanos}");
+    let parked = format!("parked-td-{nanos}");
+    create_table(&dynamo, &table).await;
+    create_keyed_table(&dynamo, &parked, &PARKED_TABLE_KEYS)
+        .await
+        .unwrap();
+    let stream = format!("customer-{nanos}");
+    let config = aws_sdk_kinesis::config::Builder::from(&aws)
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let mut cli = Cli {
+        table,
+        outputs: Vec::new(),
+    };
+    let create = |cli: &mut Cli, stream: &str| {
+        let arn = format!("arn:aws:kinesis:eu-west-1:123456789012:stream/{stream}");
+        let created = cli.json(
+            &[
+                "create",
+                "--oem",
+                "oemtest1",
+                "--name",
+                stream,
+                "--transport",
+                "kinesis",
+                "--stream-arn",
+                &arn,
+                "--role-arn",
+                ROLE_ARN,
+                "--external-id",
+                "dplctl-test-1",
+                "--json",
+            ],
+            None,
+        );
+        id_of(&created)
+    };
+
+    let id = create(&mut cli, &stream);
+    let out = cli.ok(&["test", &id], None);
+    assert!(out.contains("delivered one datapoint event"), "{out}");
+    assert_eq!(stream_records(&aws, &stream).await.len(), 1);
+
+    let missing = create(&mut cli, &format!("missing-{nanos}"));
+    let err = cli.fails(&["test", &missing], None);
+    assert!(err.contains("ResourceNotFound"), "{err}");
+
+    let parking = DynamoParking::new(dynamo.clone(), &parked);
+    let deliveries: Vec<Delivery> = (0..3)
+        .map(|n| {
+            let record = dpl::examples::seed_record(
+                dpl::EventType::Location,
+                "oemtest1",
+                "m",
+                "AC000W000000009",
+                "p",
+                n,
+            );
+            Delivery::new(
+                Position::new("shardId-000000000000", &(100 + n).to_string()).unwrap(),
+                &record,
+            )
+        })
+        .collect();
+    let sub_id = id.parse().unwrap();
+    parking
+        .park(&sub_id, &deliveries.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let out = cli.ok(&["redrive", &id, "--parked-table", &parked], None);
+    assert!(
+        out.contains("3 parked events delivered; none left"),
+        "{out}"
+    );
+    let records = stream_records(&aws, &stream).await;
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        records[1..],
+        deliveries
+            .iter()
+            .map(|d| d.payload.clone())
+            .collect::<Vec<_>>()[..]
+    );
+    assert!(!parking.has_parked(&sub_id).await.unwrap());
+}
