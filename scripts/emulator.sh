@@ -9,13 +9,8 @@ set -euo pipefail
 
 PORT="${1:-5555}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-CARGO_LAMBDA_VERSION=1.9.2
 "$ROOT/scripts/venv.sh"
-if [[ ! -x $ROOT/.venv/bin/cargo-lambda ]]; then
-  echo "emulator: installing cargo-lambda $CARGO_LAMBDA_VERSION into .venv" >&2
-  "$ROOT/.venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --require-virtualenv "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
+"$ROOT/scripts/cargo-lambda.sh" --version >/dev/null   # installs the pinned cargo-lambda
 mkdir -p "$ROOT/target"
 
 ENDPOINT="http://127.0.0.1:$PORT"

@@ -193,3 +193,66 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn sample(name: &str) -> StreamRequest {
+        let path = format!(
+            "{}/../events/stream-kinesis/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn each_sample_event_is_read_as_its_request() {
+        let StreamRequest::Batch(batch) = sample("batch.json") else {
+            panic!("not a batch");
+        };
+        let record = crate::DplRecord::from_json(&batch.records[0].kinesis.data).unwrap();
+        assert_eq!(record.partition_key(), "AC000W000000001");
+        assert_eq!(
+            sample("redrive.json"),
+            StreamRequest::Redrive(RedriveRequest {
+                redrive: "*".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_configuration_has_defaults_and_names_bad_values() {
+        let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let tables = [
+            (SUBSCRIPTIONS_TABLE_VAR, "subs"),
+            (PARKED_EVENTS_TABLE_VAR, "parked"),
+        ];
+        let read = |v: HashMap<String, String>| {
+            StreamConfig::from_lookup(Transport::EventHubs, |name| v.get(name).cloned())
+        };
+        let config = read(vars(&tables)).unwrap();
+        assert_eq!(config.dispatch, DispatchConfig::new(Transport::EventHubs));
+        assert_eq!(config.deadline_margin, DEFAULT_DEADLINE_MARGIN);
+        assert_eq!(
+            read(vars(&tables[..1])),
+            Err(ConfigError::Missing(PARKED_EVENTS_TABLE_VAR))
+        );
+        let mut bad = vars(&tables);
+        bad.insert(BUDGET_MS_VAR.into(), "10s".into());
+        assert_eq!(
+            read(bad),
+            Err(ConfigError::NotMillis {
+                name: BUDGET_MS_VAR,
+                value: "10s".into()
+            })
+        );
+    }
+}

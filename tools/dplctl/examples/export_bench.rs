@@ -3,9 +3,13 @@
 //! Generates N staged events of the six types (the seed's examples with
 //! varied ids and times) once under target/export-bench/N/, then exports
 //! the hour through the same driver as the Lambda (local directory store)
-//! and prints rows/s, MB/s and the process's peak memory (VmHWM).
+//! and prints rows/s, MB/s, the process's peak memory (VmHWM) and the peak
+//! of live heap bytes (a counting allocator), which tells the memory the
+//! export holds from what the allocator keeps mapped.
 
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use dpl::export::staging::{sort_rows, StagingWriter};
@@ -36,6 +40,27 @@ fn at(event: &DeviceEvent, time: Timestamp) -> DeviceEvent {
     }
     event
 }
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -126,6 +151,7 @@ async fn main() {
         ExportOptions::default(),
     )
     .unwrap();
+    PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
     let started = Instant::now();
     let outcomes = exporter
         .run(
@@ -150,10 +176,11 @@ async fn main() {
         }
     }
     println!(
-        "dpl export: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB",
+        "dpl export: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB, peak heap {:.1} MiB",
         bytes as f64 / 1e6,
         rows as f64 / seconds,
         bytes as f64 / 1e6 / seconds,
-        vm_hwm_kib() / 1024
+        vm_hwm_kib() / 1024,
+        PEAK.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
     );
 }

@@ -28,7 +28,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one `redrive` may run.
 const REDRIVE_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn event_hubs(aws: &SdkConfig) -> EventHubDestinations<SecretsManager> {
+pub(crate) fn event_hubs(aws: &SdkConfig) -> EventHubDestinations<SecretsManager> {
     let endpoint = std::env::var(ENDPOINT_URL_VAR)
         .ok()
         .filter(|v| !v.is_empty());
@@ -39,7 +39,7 @@ fn event_hubs(aws: &SdkConfig) -> EventHubDestinations<SecretsManager> {
     )
 }
 
-fn kinesis(aws: &SdkConfig) -> KinesisDestinations<SecretsManager> {
+pub(crate) fn kinesis(aws: &SdkConfig) -> KinesisDestinations<SecretsManager> {
     KinesisDestinations::new(
         aws.clone(),
         SecretsManager::from_sdk_config(aws),

@@ -1,8 +1,10 @@
 //! `dplctl`: operator commands. `dplctl export --hour 2020-08-28T09`
 //! re-exports an hour through the same driver as the `hourly-export`
 //! function ([`dpl::export::Exporter`]). See `docs/export.md`.
-//! `dplctl streams create|list|show|enable|disable|delete` manages customer
-//! stream subscriptions. See `docs/streams.md`.
+//! `dplctl streams create|list|show|enable|disable|delete|test|redrive|replay`
+//! manages customer stream subscriptions. See `docs/streams.md`.
+//! `dplctl status` shows subscription health and recent exports.
+//! `dplctl export credentials|url` gives customers download access.
 
 #![recursion_limit = "256"]
 
@@ -19,7 +21,10 @@ use dpl::export::{
 use dpl::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod credentials;
 mod delivery;
+mod replay;
+mod status;
 mod streams;
 
 /// Per-attempt limit of one S3 call, a 16 MiB part upload included.
@@ -36,12 +41,20 @@ struct Cli {
 enum Command {
     /// Customer stream subscriptions (`docs/streams.md`).
     Streams(streams::StreamsArgs),
+    /// Subscription health (state, last delivery, lag, parked events, last
+    /// error) and the export's files, rows and bytes per recent hour, read
+    /// from the manifests.
+    Status(status::StatusArgs),
     /// Export one hour, or a range of hours, again (every partition of
-    /// each, or one OEM's).
+    /// each, or one OEM's); or, with a subcommand, manage customers'
+    /// download access.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Export {
+        #[command(subcommand)]
+        access: Option<credentials::ExportCommand>,
         /// The hour, UTC: `2020-08-28T09`.
-        #[arg(long)]
-        hour: String,
+        #[arg(long, required = true)]
+        hour: Option<String>,
         /// Export every hour from `--hour` to this one, inclusive.
         #[arg(long)]
         until: Option<String>,
@@ -70,13 +83,23 @@ const MAX_HOURS: i64 = 366 * 24;
 
 /// Every hour from `from` to `until` (inclusive), as hour starts.
 fn hours(from: &str, until: Option<&str>) -> anyhow::Result<Vec<Timestamp>> {
+    hour_range(from, until, ("--hour", "--until"))
+}
+
+/// Every hour from `from` to `until` (inclusive), as hour starts; errors
+/// name the two `flags`.
+pub(crate) fn hour_range(
+    from: &str,
+    until: Option<&str>,
+    (from_flag, until_flag): (&str, &str),
+) -> anyhow::Result<Vec<Timestamp>> {
     const HOUR_MS: i64 = 3_600_000;
     let first = parse_hour(from)?;
     let last = until.map(parse_hour).transpose()?.unwrap_or(first);
     let count = (last.millis() - first.millis()) / HOUR_MS + 1;
     if count < 1 {
         bail!(
-            "--until {} is before --hour {from}",
+            "{until_flag} {} is before {from_flag} {from}",
             until.unwrap_or_default()
         );
     }
@@ -151,7 +174,13 @@ async fn export<S: ObjectStore>(
 async fn main() -> anyhow::Result<()> {
     let (hour, until, to, oem, changed_only, part_size_mib, work_dir) = match Cli::parse().command {
         Command::Streams(args) => return streams::run(args).await,
+        Command::Status(args) => return status::run(args).await,
         Command::Export {
+            access: Some(command),
+            ..
+        } => return credentials::run(command).await,
+        Command::Export {
+            access: None,
             hour,
             until,
             to,
@@ -170,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
         oem_id: oem,
         force: !changed_only,
     };
-    let hours = hours(&hour, until.as_deref())?;
+    let hours = hours(&hour.context("--hour is required")?, until.as_deref())?;
     let to = match to {
         Some(to) => to,
         None => format!(

@@ -73,6 +73,28 @@ pub enum StreamsCommand {
         #[arg(long)]
         parked_table: Option<String>,
     },
+    /// Send the subscription's events of past hours again, from the stored
+    /// events (staging objects of its OEM), in event-time order, through
+    /// its destination; only the events it accepts now (status, filters).
+    Replay {
+        /// The subscription (`sub-...`).
+        #[arg(long)]
+        subscription: String,
+        /// First hour, UTC: `2020-08-28T09`.
+        #[arg(long)]
+        from: String,
+        /// Last hour, inclusive (same form as --from).
+        #[arg(long)]
+        to: String,
+        /// Count the events that would be sent, per type; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The bucket holding the staging objects (default: $BUCKET).
+        /// Staging is kept `StagingRetentionDays` (3 by default): older
+        /// hours have nothing to replay.
+        #[arg(long)]
+        bucket: Option<String>,
+    },
     /// Delete a subscription and its secret, at once and for good.
     Delete {
         id: String,
@@ -138,7 +160,7 @@ pub struct CreateArgs {
 }
 
 /// The table: `--table`, else `$SUBSCRIPTIONS_TABLE`.
-fn table_name(flag: Option<String>, env: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn table_name(flag: Option<String>, env: Option<String>) -> anyhow::Result<String> {
     flag.or(env)
         .filter(|t| !t.trim().is_empty())
         .with_context(|| format!("no subscriptions table: pass --table or set {TABLE_VAR}"))
@@ -200,6 +222,24 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
             let store = DynamoSubscriptions::from_sdk_config(&aws, table);
             let subscription = get(&store, &id).await?;
             crate::delivery::redrive(&aws, store, &parked_table, &subscription).await
+        }
+        StreamsCommand::Replay {
+            subscription,
+            from,
+            to,
+            dry_run,
+            bucket,
+        } => {
+            let id = parse_id(&subscription)?;
+            let hours = crate::hour_range(&from, Some(&to), ("--from", "--to"))?;
+            let bucket = bucket
+                .or_else(|| std::env::var(dpl::export::config::BUCKET_VAR).ok())
+                .filter(|b| !b.trim().is_empty())
+                .context("no bucket: pass --bucket or set BUCKET")?;
+            let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
+            let store = DynamoSubscriptions::from_sdk_config(&aws, table);
+            let subscription = get(&store, &id).await?;
+            crate::replay::run(&aws, &bucket, &subscription, &hours, dry_run).await
         }
         StreamsCommand::Enable { id } => set_status(table, &id, Status::Enabled).await,
         StreamsCommand::Disable { id } => set_status(table, &id, Status::Disabled).await,
@@ -527,23 +567,7 @@ fn table_text(subscriptions: &[Subscription]) -> String {
             ]
         }))
         .collect();
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::status::aligned(&rows)
 }
 
 #[cfg(test)]

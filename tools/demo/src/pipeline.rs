@@ -1,0 +1,385 @@
+//! The whole run: stack, customers, fleet, the four stream functions behind
+//! local event source mappings, then the hourly export.
+//!
+//! **Time.** The fleet's own times (`activated_at`, `connection_changed_at`,
+//! datapoint `created_at`, ...) lie in the `--hours` whole hours before the
+//! current hour. The events' `timestamp`, though, is the stream record's
+//! `ApproximateCreationDateTime`, and moto stamps that with the real time
+//! of each write: connectivity, datapoint, datapointack, location and
+//! registration events therefore land in the current hour (the platform
+//! "writes late"), and only activations, whose time is `activated_at`, land
+//! in the simulated hours. The export then runs for every hour that holds
+//! an event (read from the DPL stream), as an operator's `HourRequest`
+//! (`dplctl export --hour`) would, including the current, unfinished hour.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use aws_config::SdkConfig;
+use dpl::export::s3::S3Store;
+use dpl::export::Layout;
+use dpl::kinesis::Backoff;
+use dpl::streams::dispatch::Dispatcher;
+use dpl::streams::dynamo::DynamoSubscriptions;
+use dpl::streams::eventhubs::EventHubDestinations;
+use dpl::streams::function::StreamConfig;
+use dpl::streams::kinesis::KinesisDestinations;
+use dpl::streams::parking_dynamo::DynamoParking;
+use dpl::streams::secrets::SecretsManager;
+use dpl::streams::Transport;
+use dpl::{DplRecord, Timestamp};
+use hourly_export::handler::Summary;
+use hourly_export::request::{HourRequest, Request};
+use twin_events::dead_letter::SqsDeadLetters;
+
+use crate::customers::{self, Customers};
+use crate::esm::{DynamoDbStream, KinesisStream, Mapping, OnFailure, Settings, Stats};
+use crate::fleet::{self, Fleet};
+use crate::functions::{EventStore, StreamFunction, TwinEvents};
+use crate::stack::{Function, Stack};
+use crate::twins;
+
+/// Per-attempt limit of one AWS call in the demo (as the functions set it).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const HOUR_MS: i64 = 3_600_000;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub devices: usize,
+    pub hours: u32,
+    pub seed: u64,
+    /// Resource names are `{prefix}-{LogicalId}`.
+    pub prefix: String,
+}
+
+/// Where the run is, for a progress bar.
+pub trait Progress {
+    /// A new phase of `total` steps.
+    fn phase(&self, message: &str, total: u64);
+    fn advance(&self, steps: u64);
+}
+
+/// No progress shown.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn phase(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// What the run did, and the handles to look at what it wrote.
+pub struct Outcome {
+    pub aws: SdkConfig,
+    pub stack: Stack,
+    pub fleet: Fleet,
+    pub customers: Customers,
+    /// Every record on the DPL stream, shard by shard, in stream order.
+    pub dpl_records: Vec<DplRecord>,
+    /// Each mapping's name and what it did.
+    pub mappings: Vec<(String, Stats)>,
+    pub exports: Vec<Summary>,
+    pub bucket: String,
+    pub layout: Layout,
+    /// Messages on the twin-events dead-letter queue.
+    pub dead_letters: usize,
+}
+
+impl Outcome {
+    pub fn store(&self) -> S3Store {
+        S3Store::from_sdk_config(&self.aws, &self.bucket)
+    }
+
+    /// Records given up by any mapping (sent to an on-failure queue).
+    pub fn given_up(&self) -> usize {
+        self.mappings.iter().map(|(_, s)| s.given_up).sum()
+    }
+}
+
+/// The AWS configuration, refusing anything but a local emulator.
+pub async fn local_aws() -> anyhow::Result<SdkConfig> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if !(endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:")) {
+        bail!(
+            "AWS_ENDPOINT_URL must point at a local moto server on 127.0.0.1 (found {endpoint:?}): \
+             run `make demo`, or `scripts/with-moto.sh cargo run -p demo`"
+        );
+    }
+    Ok(dpl::sdk::load(ATTEMPT_TIMEOUT).await)
+}
+
+/// The first simulated hour: `hours` hours before the current one.
+pub fn simulation_start(now: Timestamp, hours: u32) -> Timestamp {
+    Timestamp::from_millis(now.hour_start().millis() - i64::from(hours) * HOUR_MS)
+        .expect("a recent hour")
+}
+
+fn budget(function: &Function, margin: Duration) -> Duration {
+    Duration::from_secs(function.timeout_seconds).saturating_sub(margin)
+}
+
+fn on_failure(
+    stack: &Stack,
+    aws: &SdkConfig,
+    function: &Function,
+    kind: &str,
+) -> anyhow::Result<Option<OnFailure>> {
+    let source = function.event_source(kind)?;
+    source
+        .on_failure_arn
+        .as_deref()
+        .map(|arn| {
+            Ok(OnFailure {
+                sqs: aws_sdk_sqs::Client::new(aws),
+                queue_url: stack.queue_url(arn)?,
+            })
+        })
+        .transpose()
+}
+
+/// Runs the demo pipeline (see the module docs).
+pub async fn run(options: &Options, progress: &dyn Progress) -> anyhow::Result<Outcome> {
+    // The SDK and handler futures are large: keep them off the stack.
+    Box::pin(run_boxed(options, progress)).await
+}
+
+async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(options.devices > 0, "--devices must be at least 1");
+    anyhow::ensure!((1..=24).contains(&options.hours), "--hours must be 1 to 24");
+    let aws = local_aws().await?;
+
+    progress.phase("creating the resources of template.yaml", 1);
+    let prefix = options.prefix.clone();
+    let stack = tokio::task::spawn_blocking(move || Stack::create(&Stack::repo_root(), &prefix))
+        .await
+        .context("creating the resources")??;
+    progress.advance(1);
+
+    let twin_fn = stack.function("twin-events")?;
+    let store_fn = stack.function("event-store")?;
+    let export_fn = stack.function("hourly-export")?;
+    let kinesis_fn = stack.function("stream-kinesis")?;
+    let hubs_fn = stack.function("stream-eventhubs")?;
+
+    progress.phase("creating the customers' subscriptions", 1);
+    let kinesis_config = StreamConfig::from_lookup(Transport::Kinesis, |n| kinesis_fn.var(n))?;
+    let customers =
+        customers::create(&aws, &options.prefix, &kinesis_config.subscriptions_table).await?;
+    progress.advance(1);
+
+    let fleet = fleet::simulate(
+        options.devices,
+        options.hours,
+        simulation_start(Timestamp::now(), options.hours),
+        options.seed,
+    );
+    let twins_table = stack.resource("TwinsTable")?.reference.clone();
+    progress.phase(
+        "writing twin changes to the twins table",
+        fleet.writes.len() as u64,
+    );
+    twins::write(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &twins_table,
+        &fleet.writes,
+        |n| progress.advance(n as u64),
+    )
+    .await?;
+
+    // twin-events behind the twins table's stream.
+    let twin_config = twin_events::Config::from_lookup(|n| twin_fn.var(n))?;
+    let source = twin_fn.event_source("DynamoDB")?;
+    let mut twin_mapping = Mapping::new(
+        "twin-events",
+        DynamoDbStream::open(
+            aws_sdk_dynamodbstreams::Client::new(&aws),
+            &source.source_arn,
+            &stack.region,
+        )
+        .await?,
+        TwinEvents {
+            handler: twin_events::Handler::new(
+                aws_sdk_kinesis::Client::new(&aws),
+                SqsDeadLetters::new(
+                    aws_sdk_sqs::Client::new(&aws),
+                    &twin_config.dead_letter_queue_url,
+                ),
+                &twin_config,
+            ),
+            budget: budget(twin_fn, twin_config.deadline_margin),
+        },
+        Settings::from_template(source),
+    );
+    twin_mapping.on_failure = on_failure(&stack, &aws, twin_fn, "DynamoDB")?;
+    progress.phase(
+        "twin-events: twins table stream -> DPL stream",
+        fleet.writes.len() as u64,
+    );
+    twin_mapping.drain(&|n| progress.advance(n as u64)).await?;
+
+    let dpl_arn = stack.resource("DplStream")?.attributes["Arn"].clone();
+    let dpl_records = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
+
+    // The three functions behind the DPL stream, each with its own mapping.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let store_config = event_store::Config::from_lookup(|n| store_fn.var(n))?;
+    let store = S3Store::from_sdk_config(&aws, &store_config.storage.bucket);
+    let kinesis_client = || aws_sdk_kinesis::Client::new(&aws);
+    let mut store_mapping = Mapping::new(
+        "event-store",
+        KinesisStream::open(kinesis_client(), &dpl_arn, &stack.region).await?,
+        EventStore {
+            handler: event_store::Handler::new(store.clone(), &store_config),
+        },
+        Settings::from_template(store_fn.event_source("Kinesis")?),
+    );
+    store_mapping.on_failure = on_failure(&stack, &aws, store_fn, "Kinesis")?;
+
+    let mut kinesis_mapping = Mapping::new(
+        "stream-kinesis",
+        KinesisStream::open(kinesis_client(), &dpl_arn, &stack.region).await?,
+        StreamFunction {
+            dispatcher: Dispatcher::new(
+                DynamoSubscriptions::new(dynamodb.clone(), &kinesis_config.subscriptions_table),
+                DynamoParking::new(dynamodb.clone(), &kinesis_config.parked_events_table),
+                KinesisDestinations::new(
+                    aws.clone(),
+                    SecretsManager::from_sdk_config(&aws),
+                    Backoff::default(),
+                ),
+                kinesis_config.dispatch,
+            ),
+            budget: budget(kinesis_fn, kinesis_config.deadline_margin),
+        },
+        Settings::from_template(kinesis_fn.event_source("Kinesis")?),
+    );
+    kinesis_mapping.on_failure = on_failure(&stack, &aws, kinesis_fn, "Kinesis")?;
+
+    // Not in the template: the local endpoint stands in for Azure, as
+    // EVENTHUBS_ENDPOINT_URL does for the function in local runs.
+    let hubs_config = StreamConfig::from_lookup(Transport::EventHubs, |n| hubs_fn.var(n))?;
+    let endpoint = format!("http://{}", customers.hubs.addr());
+    let mut hubs_mapping = Mapping::new(
+        "stream-eventhubs",
+        KinesisStream::open(kinesis_client(), &dpl_arn, &stack.region).await?,
+        StreamFunction {
+            dispatcher: Dispatcher::new(
+                DynamoSubscriptions::new(dynamodb.clone(), &hubs_config.subscriptions_table),
+                DynamoParking::new(dynamodb.clone(), &hubs_config.parked_events_table),
+                EventHubDestinations::new(
+                    SecretsManager::from_sdk_config(&aws),
+                    Some(endpoint),
+                    dpl::eventhubs::retry::Backoff::default(),
+                ),
+                hubs_config.dispatch,
+            ),
+            budget: budget(hubs_fn, hubs_config.deadline_margin),
+        },
+        Settings::from_template(hubs_fn.event_source("Kinesis")?),
+    );
+    hubs_mapping.on_failure = on_failure(&stack, &aws, hubs_fn, "Kinesis")?;
+
+    progress.phase(
+        "event-store, stream-kinesis, stream-eventhubs: DPL stream -> staging, customers",
+        3 * dpl_records.len() as u64,
+    );
+    let advance = |n: usize| progress.advance(n as u64);
+    let (a, b, c) = tokio::join!(
+        Box::pin(store_mapping.drain(&advance)),
+        Box::pin(kinesis_mapping.drain(&advance)),
+        Box::pin(hubs_mapping.drain(&advance)),
+    );
+    a?;
+    b?;
+    c?;
+
+    // The hours that hold events, exported as an operator run would.
+    let hours: BTreeSet<Timestamp> = dpl_records
+        .iter()
+        .map(|r| r.dpl_event.time().hour_start())
+        .collect();
+    let export_config = hourly_export::Config::from_lookup(|n| export_fn.var(n))?;
+    let export = hourly_export::Handler::new(store, &export_config)?;
+    progress.phase(
+        "hourly-export: staging -> CSV per OEM, type and hour",
+        hours.len() as u64,
+    );
+    let mut exports = Vec::new();
+    for hour in &hours {
+        let request = Request::Hour(HourRequest {
+            hour: hour.iso_seconds().to_string()[..13].to_owned(),
+            oem_id: None,
+            event_type: None,
+            force: false,
+        });
+        let summary = export
+            .process(&request)
+            .await
+            .with_context(|| format!("hourly-export of {}", hour.iso_seconds()))?
+            .summary()
+            .context("an hour request answers with a summary")?;
+        exports.push(summary);
+        progress.advance(1);
+    }
+
+    let dead_letters = queue_depth(&aws, &twin_config.dead_letter_queue_url).await?;
+    Ok(Outcome {
+        mappings: vec![
+            (twin_mapping.name.clone(), twin_mapping.stats.clone()),
+            (store_mapping.name.clone(), store_mapping.stats.clone()),
+            (kinesis_mapping.name.clone(), kinesis_mapping.stats.clone()),
+            (hubs_mapping.name.clone(), hubs_mapping.stats.clone()),
+        ],
+        bucket: export_config.storage.bucket.clone(),
+        layout: export_config.storage.layout.clone(),
+        aws,
+        stack,
+        fleet,
+        customers,
+        dpl_records,
+        exports,
+        dead_letters,
+    })
+}
+
+/// Every record of the DPL stream, shard after shard.
+pub async fn read_dpl_stream(
+    aws: &SdkConfig,
+    arn: &str,
+    region: &str,
+) -> anyhow::Result<Vec<DplRecord>> {
+    use crate::esm::Source;
+    let mut stream = KinesisStream::open(aws_sdk_kinesis::Client::new(aws), arn, region).await?;
+    let mut out = Vec::new();
+    for shard in 0..stream.shard_ids().len() {
+        loop {
+            let page = stream.read(shard, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for record in page {
+                out.push(
+                    DplRecord::from_json(&record.kinesis.data.0)
+                        .context("a DPL stream record that is not a DPL record")?,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn queue_depth(aws: &SdkConfig, url: &str) -> anyhow::Result<usize> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let answer = aws_sdk_sqs::Client::new(aws)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .with_context(|| format!("GetQueueAttributes {url}"))?;
+    Ok(answer
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}

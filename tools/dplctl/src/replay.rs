@@ -1,0 +1,285 @@
+//! `dplctl streams replay`: sends a subscription's events of past hours
+//! again, from the stored events (the staging objects of its OEM), through
+//! the normal delivery path (the subscription's [`Destination`]).
+//!
+//! Per hour it lists `staging/{hour}/{oem}/`, keeps the objects of the types
+//! the subscription takes, and merges them the way the export does
+//! ([`dpl::export::merge::Merge`], with [`reduce_fan_in`] for many objects):
+//! rows in (event time, event id) order, each event once. The events the
+//! subscription [accepts](Subscription::accepts) are sent in chunks of
+//! [`REPLAY_CHUNK`], in that order, each chunk after the previous one was
+//! accepted whole. Memory is one chunk plus one reader per merged file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use dpl::export::keys::HourLabel;
+use dpl::export::merge::Merge;
+use dpl::export::run::{reduce_fan_in, DEFAULT_MAX_FAN_IN};
+use dpl::export::staging::gzip_reader;
+use dpl::export::{Layout, ObjectStore};
+use dpl::streams::delivery::{Delivery, Position};
+use dpl::streams::destination::{Destination, Destinations};
+use dpl::streams::subscription::{Status, Subscription};
+use dpl::{EventType, Timestamp};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::time::Instant;
+
+/// Events per send: one Kinesis `PutRecords` call holds at most 500
+/// records (Kinesis API Reference, `PutRecords`).
+pub const REPLAY_CHUNK: usize = 500;
+
+/// How long one chunk may take, retries included.
+const CHUNK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a replay sent (or, dry, would send), per type.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    pub per_type: BTreeMap<EventType, u64>,
+    /// Staged events of the OEM read (before filtering), duplicates dropped.
+    pub read: u64,
+}
+
+impl Replayed {
+    pub fn total(&self) -> u64 {
+        self.per_type.values().sum()
+    }
+}
+
+/// The staging objects of `oem` in `hour` whose type `subscription` may
+/// accept, sorted by key.
+async fn staged<S: ObjectStore>(
+    store: &S,
+    layout: &Layout,
+    subscription: &Subscription,
+    hour: Timestamp,
+) -> anyhow::Result<Vec<String>> {
+    let prefix = format!(
+        "{}{}/",
+        layout.staging_hour_prefix(hour),
+        subscription.oem_id
+    );
+    let mut keys: Vec<String> = store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            layout.parse_staging_key(&o.key).is_ok_and(|p| {
+                p.oem_id == subscription.oem_id
+                    && subscription.filters.event_types.allows(&p.event_type)
+            })
+        })
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+async fn download<S: ObjectStore>(
+    store: &S,
+    keys: &[String],
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(keys.len());
+    for (n, key) in keys.iter().enumerate() {
+        let path = dir.join(format!("{n}.ndjson.gz"));
+        store.download(key, &path).await?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+/// Sends `chunk` and empties it; fails unless every event was accepted.
+async fn flush<D: Destination>(
+    destination: &D,
+    chunk: &mut Vec<Delivery>,
+    sent: &mut u64,
+) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&Delivery> = chunk.iter().collect();
+    let report = destination
+        .send(&refs, Instant::now() + CHUNK_TIMEOUT)
+        .await;
+    let delivered = report.delivered();
+    if delivered < chunk.len() {
+        let first = &chunk[report.accepted.iter().position(|a| !a).unwrap_or(0)];
+        bail!(
+            "replay stopped: {} events sent before; of the next {}, {delivered} were accepted \
+             (first refused: event {} of {}): {}",
+            *sent,
+            chunk.len(),
+            first.event_id,
+            first.dsn,
+            report.error.unwrap_or_else(|| "no answer".into())
+        );
+    }
+    *sent += delivered as u64;
+    chunk.clear();
+    Ok(())
+}
+
+/// Replays `hours` of `subscription` from `store` to `destinations`, or
+/// only counts (`dry_run`).
+pub async fn replay<S: ObjectStore, D: Destinations>(
+    store: &S,
+    destinations: &D,
+    subscription: &Subscription,
+    hours: &[Timestamp],
+    dry_run: bool,
+    work_dir: &Path,
+) -> anyhow::Result<Replayed> {
+    if subscription.status != Status::Enabled {
+        bail!(
+            "subscription {} is disabled: it accepts no event; enable it first",
+            subscription.id
+        );
+    }
+    let destination = if dry_run {
+        None
+    } else {
+        Some(destinations.destination(subscription).await.map_err(|e| {
+            anyhow::anyhow!("{}: cannot reach the destination: {e}", subscription.id)
+        })?)
+    };
+    let layout = Layout::default();
+    let bar = ProgressBar::new(hours.len() as u64).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} hours {msg}")
+            .context("progress style")?,
+    );
+    let mut replayed = Replayed::default();
+    let mut chunk: Vec<Delivery> = Vec::with_capacity(REPLAY_CHUNK);
+    let mut sent = 0u64;
+    for &hour in hours {
+        let keys = staged(store, &layout, subscription, hour).await?;
+        let dir = tempfile::Builder::new()
+            .prefix("dplctl-replay-")
+            .tempdir_in(work_dir)
+            .with_context(|| format!("a work directory in {}", work_dir.display()))?;
+        let files = download(store, &keys, dir.path()).await?;
+        let (files, _) = reduce_fan_in(files, DEFAULT_MAX_FAN_IN, dir.path())?;
+        let readers = files
+            .iter()
+            .map(|path| {
+                File::open(path)
+                    .map(|f| gzip_reader(BufReader::new(f)))
+                    .with_context(|| format!("opening {}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for record in Merge::new(readers) {
+            let record = record.with_context(|| format!("staging of {}", HourLabel(hour)))?;
+            replayed.read += 1;
+            if !subscription.accepts(&record.dpl_event) {
+                continue;
+            }
+            *replayed
+                .per_type
+                .entry(record.dpl_event.event_type())
+                .or_default() += 1;
+            if let Some(destination) = &destination {
+                let position = Position::new("replay", &replayed.read.to_string())?;
+                chunk.push(Delivery::new(position, &record));
+                if chunk.len() == REPLAY_CHUNK {
+                    flush(destination.as_ref(), &mut chunk, &mut sent).await?;
+                }
+            }
+        }
+        if let Some(destination) = &destination {
+            flush(destination.as_ref(), &mut chunk, &mut sent).await?;
+        }
+        bar.set_message(format!(
+            "{}: {} matching events{}",
+            hour.folder_name(),
+            replayed.total(),
+            if dry_run { " (dry run)" } else { " sent" }
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(replayed)
+}
+
+/// The summary printed after a replay.
+pub fn summary_text(
+    subscription: &Subscription,
+    hours: &[Timestamp],
+    replayed: &Replayed,
+    dry_run: bool,
+) -> String {
+    let (first, last) = (
+        hours.first().map(|h| h.folder_name().to_string()),
+        hours.last().map(|h| h.folder_name().to_string()),
+    );
+    let mut out = format!(
+        "{}: {} to {} ({} hours): {} staged events of OEM {} read, {} {}\n",
+        subscription.id,
+        first.unwrap_or_default(),
+        last.unwrap_or_default(),
+        hours.len(),
+        replayed.read,
+        subscription.oem_id,
+        replayed.total(),
+        if dry_run {
+            "would be sent (dry run: nothing sent)"
+        } else {
+            "sent"
+        }
+    );
+    let width = EventType::ALL
+        .iter()
+        .map(|t| t.as_str().len())
+        .max()
+        .unwrap_or(0);
+    out.push_str(&format!("{:<width$}  EVENTS\n", "TYPE"));
+    for (event_type, count) in &replayed.per_type {
+        out.push_str(&format!("{:<width$}  {count}\n", event_type.as_str()));
+    }
+    out
+}
+
+/// `dplctl streams replay`: replays `hours` of `subscription` from the
+/// staging objects in `bucket` through its transport's destinations.
+pub async fn run(
+    aws: &aws_config::SdkConfig,
+    bucket: &str,
+    subscription: &Subscription,
+    hours: &[Timestamp],
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use dpl::streams::subscription::Transport;
+    let store = dpl::export::s3::S3Store::from_sdk_config(aws, bucket);
+    let work_dir = std::env::temp_dir();
+    let replayed = match subscription.transport() {
+        Transport::Kinesis => {
+            let destinations = crate::delivery::kinesis(aws);
+            replay(
+                &store,
+                &destinations,
+                subscription,
+                hours,
+                dry_run,
+                &work_dir,
+            )
+            .await
+        }
+        Transport::EventHubs => {
+            let destinations = crate::delivery::event_hubs(aws);
+            replay(
+                &store,
+                &destinations,
+                subscription,
+                hours,
+                dry_run,
+                &work_dir,
+            )
+            .await
+        }
+    }?;
+    print!("{}", summary_text(subscription, hours, &replayed, dry_run));
+    Ok(())
+}
