@@ -309,8 +309,8 @@ async fn a_refusing_hub_does_not_hold_back_the_other_and_redrive_delivers_after_
     let health = stack.store().get(&broken.id).await.unwrap().unwrap().health;
     assert_eq!(health.parked, records.len() as u64);
 
-    // The operator stores the right key; a new instance (fresh client
-    // cache) redrives.
+    // The operator stores the right key; the same instance redrives: the
+    // refused client is not reused, the secret is read again.
     let Credentials::ConnectionStringSecret { secret_id } = &broken.credentials else {
         unreachable!()
     };
@@ -323,7 +323,6 @@ async fn a_refusing_hub_does_not_hold_back_the_other_and_redrive_delivers_after_
         .unwrap();
     let redrive: StreamRequest =
         serde_json::from_value(serde_json::json!({"redrive": broken.id.to_string()})).unwrap();
-    let dispatcher = stack.dispatcher(Duration::from_secs(10));
     match dispatcher.handle(&redrive, in_a_minute()).await.unwrap() {
         StreamResponse::Redrive { redriven } => {
             assert_eq!(redriven.len(), 1);

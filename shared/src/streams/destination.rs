@@ -59,6 +59,14 @@ pub trait Destination: Send + Sync {
         events: &[&Delivery],
         deadline: Instant,
     ) -> impl Future<Output = SendReport> + Send;
+
+    /// Whether the endpoint refused this destination's credentials (e.g.
+    /// 401/403, an unknown access key): the cached destination is then
+    /// built again, reading the secret again, so a fixed secret takes
+    /// effect at the next batch or redrive.
+    fn credentials_refused(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the destination of a subscription.
@@ -80,7 +88,8 @@ pub trait Destinations: Send + Sync {
 pub const DESTINATION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Built destinations per subscription, reused while the subscription's
-/// destination and credentials are unchanged, for [`DESTINATION_TTL`].
+/// destination and credentials are unchanged, for [`DESTINATION_TTL`], and
+/// until the endpoint refuses their credentials.
 pub struct DestinationCache<T> {
     entries: std::sync::Mutex<std::collections::HashMap<SubscriptionId, Cached<T>>>,
 }
@@ -99,7 +108,7 @@ impl<T> Default for DestinationCache<T> {
     }
 }
 
-impl<T> DestinationCache<T> {
+impl<T: Destination> DestinationCache<T> {
     /// The cached destination of `subscription`, or the one `build` makes.
     pub async fn get_or_build<F>(
         &self,
@@ -132,6 +141,8 @@ impl<T> DestinationCache<T> {
         let cached = entries.get(&subscription.id)?;
         let same =
             cached.from.0 == subscription.destination && cached.from.1 == subscription.credentials;
-        (same && cached.built_at.elapsed() < DESTINATION_TTL).then(|| cached.destination.clone())
+        let fresh = cached.built_at.elapsed() < DESTINATION_TTL;
+        (same && fresh && !cached.destination.credentials_refused())
+            .then(|| cached.destination.clone())
     }
 }

@@ -5,6 +5,7 @@
 //! from Secrets Manager and checked against the subscription's namespace
 //! and hub.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -14,9 +15,9 @@ use super::destination::{Destination, DestinationCache, Destinations, SendReport
 use super::secrets::{check_connection_string, SecretStore};
 use super::subscription::{Credentials, Destination as Target, Subscription};
 use crate::eventhubs::batch::Message;
-use crate::eventhubs::client::{send, SendBatchApi};
+use crate::eventhubs::client::{send, SendBatchApi, Stopped};
 use crate::eventhubs::http::HttpSender;
-use crate::eventhubs::retry::Backoff;
+use crate::eventhubs::retry::{Backoff, Refused};
 
 /// Optional: replaces `https://{namespace host}` with
 /// `{this}/{namespace host}`, to send to a local endpoint
@@ -28,11 +29,17 @@ pub const ENDPOINT_URL_VAR: &str = "EVENTHUBS_ENDPOINT_URL";
 pub struct EventHubDestination<A> {
     api: A,
     backoff: Backoff,
+    /// Set when the hub answered 401 or 403.
+    refused: AtomicBool,
 }
 
 impl<A> EventHubDestination<A> {
     pub fn new(api: A, backoff: Backoff) -> Self {
-        Self { api, backoff }
+        Self {
+            api,
+            backoff,
+            refused: AtomicBool::new(false),
+        }
     }
 }
 
@@ -44,6 +51,10 @@ impl<A: SendBatchApi + Send + Sync> Destination for EventHubDestination<A> {
         for &n in outcome.accepted() {
             accepted[n] = true;
         }
+        if let Some(Stopped::Refused(Refused::Unauthorized | Refused::Forbidden)) = outcome.stopped
+        {
+            self.refused.store(true, Ordering::Relaxed);
+        }
         let mut error = outcome.stopped.as_ref().map(ToString::to_string);
         // An event larger than any batch can never be delivered: it is
         // dropped for this subscription (with its health saying so) rather
@@ -53,6 +64,10 @@ impl<A: SendBatchApi + Send + Sync> Destination for EventHubDestination<A> {
             error.get_or_insert_with(|| too_large.to_string());
         }
         SendReport { accepted, error }
+    }
+
+    fn credentials_refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
