@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -99,6 +100,19 @@ impl DynamoParking {
             }
         }
         Ok(())
+    }
+}
+
+impl DynamoParking {
+    /// A strongly consistent query of `id`'s parked events, in order.
+    fn query(&self, id: &SubscriptionId) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", SUBSCRIPTION_ID)
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
     }
 }
 
@@ -184,13 +198,7 @@ impl ParkingLot for DynamoParking {
 
     async fn has_parked(&self, id: &SubscriptionId) -> Result<bool, ParkingError> {
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#id = :id")
-            .expression_attribute_names("#id", SUBSCRIPTION_ID)
-            .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
-            .consistent_read(true)
+            .query(id)
             .limit(1)
             .select(aws_sdk_dynamodb::types::Select::Count)
             .send()
@@ -209,13 +217,7 @@ impl ParkingLot for DynamoParking {
         while found.len() < limit {
             let want = i32::try_from(limit - found.len()).unwrap_or(i32::MAX);
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#id = :id")
-                .expression_attribute_names("#id", SUBSCRIPTION_ID)
-                .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
-                .consistent_read(true)
+                .query(id)
                 .scan_index_forward(true)
                 .limit(want)
                 .set_exclusive_start_key(start)

@@ -9,9 +9,6 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_s3::primitives::ByteStream;
 use dpl::export::{BatchRange, Layout, Manifest, Partition};
 use dpl::streams::delivery::{Delivery, Position};
@@ -70,26 +67,9 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// The subscriptions table, as `template.yaml` declares it.
 async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
-    dynamo
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
+    dpl::streams::parking_dynamo::create_table(dynamo, table, &[dpl::streams::dynamo::attr::ID])
         .await
         .unwrap();
 }

@@ -11,9 +11,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use serde_json::Value;
 
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzTOPSECRETzz";
@@ -110,26 +107,9 @@ async fn sdk() -> aws_config::SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
+/// The subscriptions table, as `template.yaml` declares it.
 async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
-    dynamo
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
+    dpl::streams::parking_dynamo::create_table(dynamo, table, &[dpl::streams::dynamo::attr::ID])
         .await
         .unwrap();
 }
