@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Hourly export benchmark: ours (dpl::export driver, one thread) against
-# DuckDB converting the same staged files to the same CSV, in the same run.
+# Hourly export benchmark: ours (dpl::export driver; one partition at a time,
+# then one per CPU) against DuckDB converting the same staged files to the
+# same CSV with one thread and with two, in the same run.
 #   scripts/export-bench.sh [N...]          (default: 1000000 10000000)
 # For each N: builds and runs tools/dplctl/examples/export_bench.rs (which
 # generates N staged events under target/export-bench/N/ once), then
@@ -29,6 +30,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g
 for n in "$@"; do
   dir="target/export-bench/$n"
   echo "== $n staged events"
+  "$BENCH" "$n" 1
   "$BENCH" "$n"
   for threads in 1 2; do
     out="$dir/duckdb-$threads"

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dpl::export::config::{parsed, value, ConfigError, StorageConfig};
 use dpl::export::plan::{DEFAULT_GRACE, DEFAULT_LOOKBACK_HOURS};
-use dpl::export::run::{DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
+use dpl::export::run::{default_concurrency, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
 use dpl::export::{ExportOptions, Window};
 
 /// Seconds to wait after an hour ends before exporting it (default 600).
@@ -16,6 +16,10 @@ pub const LOOKBACK_HOURS_VAR: &str = "EXPORT_LOOKBACK_HOURS";
 pub const PART_SIZE_MIB_VAR: &str = "EXPORT_PART_SIZE_MIB";
 /// Files merged at once (default 64).
 pub const MAX_FAN_IN_VAR: &str = "EXPORT_MAX_FAN_IN";
+/// Partitions an in-process run exports at once, each encoding on its own
+/// thread (default: the CPUs available; Lambda has 2 vCPUs from 1,769 MB up
+/// to 3,008 MB, Lambda Developer Guide, "Configuring Lambda function memory").
+pub const CONCURRENCY_VAR: &str = "EXPORT_CONCURRENCY";
 /// Where staging objects are downloaded (default the system temp dir,
 /// `/tmp` in Lambda).
 pub const WORK_DIR_VAR: &str = "EXPORT_WORK_DIR";
@@ -74,6 +78,19 @@ impl Config {
             DEFAULT_MAX_FAN_IN,
             "a number of files, at least 2",
         )?;
+        let concurrency = parsed(
+            &lookup,
+            CONCURRENCY_VAR,
+            default_concurrency(),
+            "a number of partitions, at least 1",
+        )?;
+        if concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: CONCURRENCY_VAR,
+                value: "0".into(),
+                reason: "at least one partition at a time",
+            });
+        }
         let work_dir = value(&lookup, WORK_DIR_VAR).map_or_else(std::env::temp_dir, PathBuf::from);
         let task_queue_url = value(&lookup, TASK_QUEUE_URL_VAR);
         if let Some(url) = &task_queue_url {
@@ -95,6 +112,7 @@ impl Config {
                 part_size: part_mib * MIB,
                 max_fan_in,
                 work_dir,
+                concurrency,
             },
             task_queue_url,
         })
@@ -121,6 +139,7 @@ mod tests {
         assert_eq!(c.window, Window::default());
         assert_eq!(c.options.part_size, DEFAULT_PART_SIZE);
         assert_eq!(c.options.max_fan_in, DEFAULT_MAX_FAN_IN);
+        assert_eq!(c.options.concurrency, default_concurrency());
         assert_eq!(c.task_queue_url, None, "in-process by default");
     }
 
@@ -142,8 +161,10 @@ mod tests {
             (GRACE_SECONDS_VAR, "60"),
             (LOOKBACK_HOURS_VAR, "3"),
             (PART_SIZE_MIB_VAR, "5"),
+            (CONCURRENCY_VAR, "3"),
         ])
         .unwrap();
+        assert_eq!(c.options.concurrency, 3);
         assert_eq!(c.window.grace, Duration::from_secs(60));
         assert_eq!(c.window.lookback_hours, 3);
         assert_eq!(c.options.part_size, 5 * MIB);
@@ -151,6 +172,8 @@ mod tests {
             (PART_SIZE_MIB_VAR, "4"),
             (LOOKBACK_HOURS_VAR, "-1"),
             (GRACE_SECONDS_VAR, "10m"),
+            (CONCURRENCY_VAR, "0"),
+            (CONCURRENCY_VAR, "two"),
         ] {
             let err = config(&[("BUCKET", "b"), (name, bad)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -8,6 +8,7 @@
 //! - [`staging`]: the staging format (sorted gzip NDJSON of DPL records);
 //! - [`merge`]: the streaming k-way merge that drops duplicates;
 //! - [`encode`]: rows -> CSV upload parts, with the checksum;
+//! - [`parts`]: the hand-over of parts from the encoding thread to the upload;
 //! - [`manifest`]: what an export was made from, and the re-export rule;
 //! - [`plan`]: which hours a scheduled run looks at;
 //! - [`store`]: the object-store port and its directory adapter;
@@ -19,6 +20,7 @@ pub mod encode;
 pub mod keys;
 pub mod manifest;
 pub mod merge;
+pub mod parts;
 pub mod plan;
 pub mod run;
 #[cfg(feature = "s3")]

@@ -14,10 +14,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use futures_util::StreamExt;
+
 use super::encode::{CsvParts, CsvSummary};
 use super::keys::{Layout, Partition};
 use super::manifest::{decide, Decision, Manifest, ManifestError, Reason, MANIFEST_FORMAT_VERSION};
 use super::merge::{Merge, MergeError};
+use super::parts::{self, Part, PartReceiver, PartSender};
 use super::staging::{gzip_reader, RawReader, StagingError, StagingWriter, READ_BUFFER_BYTES};
 use super::store::{ObjectInfo, ObjectStore, StoreError, UploadedPart};
 use crate::csv::export_name;
@@ -48,6 +51,9 @@ pub struct ExportOptions {
     pub max_fan_in: usize,
     /// Where staging objects are downloaded (Lambda: `/tmp`).
     pub work_dir: PathBuf,
+    /// Partitions [`Exporter::run`] exports at once, each encoding on its
+    /// own thread (default: the CPUs available).
+    pub concurrency: usize,
 }
 
 impl Default for ExportOptions {
@@ -56,8 +62,34 @@ impl Default for ExportOptions {
             part_size: DEFAULT_PART_SIZE,
             max_fan_in: DEFAULT_MAX_FAN_IN,
             work_dir: std::env::temp_dir(),
+            concurrency: default_concurrency(),
         }
     }
+}
+
+/// Allocations from this size up get their own mapping: every upload part
+/// (at least [`MIN_PART_SIZE`]), and little else.
+const OWN_MAPPING_BYTES: usize = 4 * MIB;
+
+/// Makes glibc's malloc give every upload part its own mapping, returned to
+/// the system when the part is freed, so the process's resident memory
+/// follows the parts in flight instead of growing with the number of parts.
+/// By default glibc raises its mmap threshold to the largest block freed
+/// (up to 32 MiB on 64-bit), so after the first part every part comes from
+/// a heap arena that keeps its high-water mark; a fixed threshold turns that
+/// adjustment off (mallopt(3), `M_MMAP_THRESHOLD`). Process-wide: call once
+/// at start in a binary that exports. Elsewhere than glibc, does nothing.
+pub fn map_parts_separately() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc parameter; any value is valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_BYTES as libc::c_int);
+    }
+}
+
+/// The CPUs this process may use, at least 1.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +124,10 @@ pub enum ExportError {
         "part size {0} is outside {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes (S3 multipart limits)"
     )]
     PartSize(usize),
+    #[error("the CSV encoder stopped before the end of the file")]
+    EncoderStopped,
+    #[error("the CSV encoder panicked: {0}")]
+    EncoderPanicked(String),
 }
 
 fn local(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
@@ -153,6 +189,7 @@ impl<S: ObjectStore> Exporter<S> {
             layout,
             options: ExportOptions {
                 max_fan_in: options.max_fan_in.max(2),
+                concurrency: options.concurrency.max(1),
                 ..options
             },
         })
@@ -251,8 +288,9 @@ impl<S: ObjectStore> Exporter<S> {
     }
 
     /// Runs the export of `hours`: every selected partition that needs it
-    /// (or all, with `force`). One partition's failure does not stop the
-    /// others; it is in the outcomes.
+    /// (or all, with `force`), [`ExportOptions::concurrency`] at a time.
+    /// One partition's failure does not stop the others; it is in the
+    /// outcomes, which are in plan order.
     pub async fn run(
         &self,
         hours: &[Timestamp],
@@ -262,8 +300,12 @@ impl<S: ObjectStore> Exporter<S> {
         let work = self.plan(hours, selection).await?;
         progress.planned(work.len());
         let mut outcomes = Vec::with_capacity(work.len());
-        for (partition, listing) in work {
-            let outcome = self.run_planned(partition, &listing, selection.force).await;
+        let mut running = futures_util::stream::iter(work)
+            .map(|(partition, listing)| async move {
+                self.run_planned(partition, &listing, selection.force).await
+            })
+            .buffered(self.options.concurrency);
+        while let Some(outcome) = running.next().await {
             progress.finished(&outcome);
             outcomes.push(outcome);
         }
@@ -297,7 +339,9 @@ impl<S: ObjectStore> Exporter<S> {
     }
 
     /// Exports `partition` from the staging objects `listing`: writes its
-    /// CSV file (nothing if there are no rows) and then its manifest.
+    /// CSV file (nothing if there are no rows) and then its manifest. The
+    /// merge and encoding run on a blocking thread ([`encode`]) while this
+    /// task uploads the parts.
     pub async fn export(
         &self,
         partition: &Partition,
@@ -314,31 +358,39 @@ impl<S: ObjectStore> Exporter<S> {
             self.store.download(&object.key, &path).await?;
             files.push(path);
         }
-        let (files, mut duplicates) = reduce_fan_in(files, self.options.max_fan_in, dir.path())?;
-        let mut merge = Merge::new(open_all(&files)?);
-        let rows = merge.by_ref().map(|row| {
-            row.map_err(ExportError::from)
-                .and_then(|r| belongs(partition, r))
+        let (sender, mut parts) = parts::channel();
+        let encoder = tokio::task::spawn_blocking({
+            let job = EncodeJob {
+                files,
+                dir: dir.path().to_owned(),
+                partition: partition.clone(),
+                part_size: self.options.part_size,
+                max_fan_in: self.options.max_fan_in,
+            };
+            move || job.run(&sender)
         });
-        let mut csv = CsvParts::new(rows, self.options.part_size);
         let key = self.layout.export_key(partition);
-        let upload = self.upload(&key, &mut csv).await?;
-        drop(csv);
-        duplicates += merge.stats().duplicates;
+        let upload = self.upload(&key, &mut parts).await;
+        // Stops an encoder still running after a failed upload.
+        drop(parts);
+        let encoded = encoder
+            .await
+            .map_err(|e| ExportError::EncoderPanicked(e.to_string()))?;
+        // A failed encoder sent its error to the upload, which returns it.
+        let upload = upload?;
+        let encoded = encoded.ok_or(ExportError::EncoderStopped)?;
         let exported = Exported {
             partition: partition.clone(),
             reason,
             staging_objects: listing.len(),
             parts: upload.as_ref().map_or(0, |(_, parts)| *parts),
-            duplicates_dropped: duplicates,
-            csv: CsvSummary {
-                rows: merge.stats().rows_out,
-                ..upload
-                    .as_ref()
-                    .map_or_else(empty_summary, |(s, _)| s.1.clone())
+            duplicates_dropped: encoded.duplicates,
+            csv: match upload {
+                Some(_) => encoded.csv.clone(),
+                None => empty_summary(),
             },
         };
-        if let Some(((etag, summary), _)) = upload {
+        if let Some((etag, _)) = upload {
             let manifest = Manifest {
                 format_version: MANIFEST_FORMAT_VERSION,
                 oem_id: partition.oem_id.clone(),
@@ -346,10 +398,10 @@ impl<S: ObjectStore> Exporter<S> {
                 hour: partition.hour.folder_name().to_string(),
                 export_key: key,
                 export_etag: etag,
-                rows: summary.rows,
-                bytes: summary.bytes,
-                sha256: summary.sha256,
-                duplicates_dropped: duplicates,
+                rows: encoded.csv.rows,
+                bytes: encoded.csv.bytes,
+                sha256: encoded.csv.sha256,
+                duplicates_dropped: encoded.duplicates,
                 staging: listing.to_vec(),
             };
             self.store
@@ -365,60 +417,118 @@ impl<S: ObjectStore> Exporter<S> {
 
     /// Streams the file to `key`: one `PutObject` if it fits in one part,
     /// else a multipart upload (aborted on failure). Returns the ETag and
-    /// summary, and the number of parts; `None` if there were no rows.
-    async fn upload<I>(
+    /// the number of parts; `None` if there were no rows.
+    async fn upload(
         &self,
         key: &str,
-        csv: &mut CsvParts<I>,
-    ) -> Result<Option<((String, CsvSummary), i32)>, ExportError>
-    where
-        I: Iterator<Item = Result<DplRecord, ExportError>>,
-    {
-        let Some(first) = csv.next_part()? else {
+        parts: &mut PartReceiver,
+    ) -> Result<Option<(String, i32)>, ExportError> {
+        let Some(first) = parts.next().await? else {
             return Ok(None);
         };
-        if csv.is_done() {
-            let etag = self.store.put(key, first, CSV_CONTENT_TYPE).await?;
-            return Ok(Some(((etag, csv.summary()), 1)));
+        if first.last {
+            let etag = self.store.put(key, first.body, CSV_CONTENT_TYPE).await?;
+            return Ok(Some((etag, 1)));
         }
         let upload_id = self.store.start_upload(key, CSV_CONTENT_TYPE).await?;
-        let result = self.upload_parts(key, &upload_id, first, csv).await;
+        let result = self.upload_parts(key, &upload_id, first, parts).await;
         if result.is_err() {
             // Best effort: the bucket's lifecycle rule removes what is left.
             let _ = self.store.abort_upload(key, &upload_id).await;
         }
-        let (etag, parts) = result?;
-        Ok(Some(((etag, csv.summary()), parts)))
+        result.map(Some)
     }
 
-    async fn upload_parts<I>(
+    async fn upload_parts(
         &self,
         key: &str,
         upload_id: &str,
-        first: Vec<u8>,
-        csv: &mut CsvParts<I>,
-    ) -> Result<(String, i32), ExportError>
-    where
-        I: Iterator<Item = Result<DplRecord, ExportError>>,
-    {
+        first: Part,
+        parts: &mut PartReceiver,
+    ) -> Result<(String, i32), ExportError> {
         let mut uploaded: Vec<UploadedPart> = Vec::new();
         let mut next = Some(first);
         let mut number = 0;
-        while let Some(body) = next {
+        while let Some(part) = next {
             number += 1;
             if number > MAX_PARTS {
                 return Err(ExportError::TooManyParts {
                     part_size: self.options.part_size,
                 });
             }
-            uploaded.push(self.store.upload_part(key, upload_id, number, body).await?);
-            next = csv.next_part()?;
+            uploaded.push(
+                self.store
+                    .upload_part(key, upload_id, number, part.body)
+                    .await?,
+            );
+            parts.uploaded();
+            next = parts.next().await?;
         }
         let etag = self
             .store
             .complete_upload(key, upload_id, &uploaded)
             .await?;
         Ok((etag, number))
+    }
+}
+
+/// The CPU half of a partition's export, run on a blocking thread: reduce
+/// the fan-in, merge, encode the parts and hand them to the uploader.
+struct EncodeJob {
+    files: Vec<PathBuf>,
+    dir: PathBuf,
+    partition: Partition,
+    part_size: usize,
+    max_fan_in: usize,
+}
+
+/// What the encoder made of a partition.
+struct Encoded {
+    csv: CsvSummary,
+    /// Duplicates dropped by the intermediate merges and the last one.
+    duplicates: u64,
+}
+
+impl EncodeJob {
+    /// Encodes the file into `out`. An error goes to the uploader, which
+    /// ends the upload with it; then there is nothing to return.
+    fn run(self, out: &PartSender) -> Option<Encoded> {
+        match self.encode(out) {
+            Ok(encoded) => Some(encoded),
+            Err(error) => {
+                out.send(Err(error));
+                None
+            }
+        }
+    }
+
+    fn encode(self, out: &PartSender) -> Result<Encoded, ExportError> {
+        let (files, fan_in_duplicates) = reduce_fan_in(self.files, self.max_fan_in, &self.dir)?;
+        let mut merge = Merge::new(open_all(&files)?);
+        let partition = &self.partition;
+        let rows = merge.by_ref().map(|row| {
+            row.map_err(ExportError::from)
+                .and_then(|r| belongs(partition, r))
+        });
+        let mut csv = CsvParts::new(rows, self.part_size);
+        while out.wait_for_room() {
+            let Some(body) = csv.next_part()? else {
+                break;
+            };
+            let part = Part {
+                body,
+                last: csv.is_done(),
+            };
+            if !out.send(Ok(part)) {
+                break;
+            }
+        }
+        let summary = csv.summary();
+        drop(csv);
+        Ok(Encoded {
+            csv: summary,
+            duplicates: fan_in_duplicates + merge.stats().duplicates,
+        })
     }
 }
 
@@ -553,7 +663,9 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 mod tests {
     use super::*;
     use crate::export::staging::tests::record;
+    use crate::export::staging::StagingError;
     use crate::export::staging::{encode, sort_rows};
+    use crate::export::DirStore;
 
     /// Reducing the fan-in (raw line merges) then merging gives the same
     /// rows as one merge of every file, each event once.
@@ -626,5 +738,181 @@ mod tests {
             assert_eq!(raw.sort_key(), super::super::staging::sort_key(&r));
             assert_eq!(raw.line, r.to_json());
         }
+    }
+
+    /// A directory store whose downloads wait until `partners` downloads
+    /// have started: exporting partitions one at a time would never get
+    /// past the first.
+    struct Gate {
+        dir: DirStore,
+        partners: tokio::sync::Barrier,
+    }
+
+    impl ObjectStore for Gate {
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+            self.dir.list(prefix).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            self.dir.head(key).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.dir.get(key).await
+        }
+        async fn download(&self, key: &str, to: &Path) -> Result<u64, StoreError> {
+            self.partners.wait().await;
+            self.dir.download(key, to).await
+        }
+        async fn put(&self, key: &str, body: Vec<u8>, kind: &str) -> Result<String, StoreError> {
+            self.dir.put(key, body, kind).await
+        }
+        async fn start_upload(&self, key: &str, kind: &str) -> Result<String, StoreError> {
+            self.dir.start_upload(key, kind).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            upload_id: &str,
+            number: i32,
+            body: Vec<u8>,
+        ) -> Result<UploadedPart, StoreError> {
+            self.dir.upload_part(key, upload_id, number, body).await
+        }
+        async fn complete_upload(
+            &self,
+            key: &str,
+            upload_id: &str,
+            parts: &[UploadedPart],
+        ) -> Result<String, StoreError> {
+            self.dir.complete_upload(key, upload_id, parts).await
+        }
+        async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+            self.dir.abort_upload(key, upload_id).await
+        }
+    }
+
+    fn connectivity(oem: &str, hour: Timestamp) -> Partition {
+        Partition {
+            hour,
+            oem_id: oem.to_owned(),
+            event_type: crate::EventType::Connectivity,
+        }
+    }
+
+    /// Writes `bytes` as staging object number `n` of `partition` in `root`.
+    fn put_staging(root: &Path, partition: &Partition, n: usize, bytes: &[u8]) {
+        let sequence = n.to_string();
+        let range = super::super::BatchRange {
+            shard_id: "shardId-000000000000",
+            first_sequence: &sequence,
+            last_sequence: &sequence,
+        };
+        let key = Layout::default().staging_key(partition, &range).unwrap();
+        let path = root.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// One staging object of 100 rows for each of `oems`, in `root`.
+    fn stage(root: &Path, hour: Timestamp, oems: &[&str]) {
+        for (n, oem) in oems.iter().enumerate() {
+            let rows: Vec<DplRecord> = (0..100)
+                .map(|i| record(oem, hour.millis() + i64::from(i) * 1_000, i))
+                .collect();
+            put_staging(root, &connectivity(oem, hour), n, &encode(&rows));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_staging_error_after_the_first_parts_aborts_the_upload_and_names_the_line() {
+        let root = tempfile::tempdir().unwrap();
+        let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+        let partition = connectivity("a", hour);
+        // Enough rows for two parts of 5 MiB, then an object whose third
+        // line, late in the hour, is not a record.
+        let mut row = Vec::new();
+        crate::csv::write_row(&record("a", hour.millis(), 0).dpl_event, &mut row);
+        let count = u32::try_from(MIN_PART_SIZE / row.len() * 3 / 2).unwrap();
+        let rows: Vec<DplRecord> = (0..count)
+            .map(|i| record("a", hour.millis() + i64::from(i) * 10, i))
+            .collect();
+        put_staging(root.path(), &partition, 0, &encode(&rows));
+        let late: Vec<DplRecord> = (0..2)
+            .map(|i| record("a", hour.millis() + 3_500_000 + i, count + i as u32))
+            .collect();
+        let mut text = Vec::new();
+        for r in &late {
+            text.extend(r.to_json());
+            text.push(b'\n');
+        }
+        text.extend(b"{\"dpl_event\": 7}\n");
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&text).unwrap();
+        put_staging(root.path(), &partition, 1, &gzip.finish().unwrap());
+
+        let options = ExportOptions {
+            part_size: MIN_PART_SIZE,
+            ..ExportOptions::default()
+        };
+        let exporter =
+            Exporter::new(DirStore::new(root.path()), Layout::default(), options).unwrap();
+        let listing = exporter.staged_partition(&partition).await.unwrap();
+        let error = exporter
+            .export(&partition, &listing, Reason::Forced)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                ExportError::Staging(MergeError::Source {
+                    source_index: 1,
+                    error: StagingError::Record { line: 3, .. },
+                })
+            ),
+            "{error:?}"
+        );
+        let layout = Layout::default();
+        for key in [
+            layout.export_key(&partition),
+            layout.manifest_key(&partition),
+        ] {
+            assert!(!root.path().join(key).exists());
+        }
+        // The multipart upload was started (its parts' folder exists) and
+        // aborted (the upload's parts are gone).
+        let uploads = root.path().join(crate::export::store::UPLOADS_DIR);
+        assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_run_exports_its_partitions_concurrently_and_reports_them_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+        stage(root.path(), hour, &["a", "b", "c", "d"]);
+        let gate = Gate {
+            dir: DirStore::new(root.path()),
+            partners: tokio::sync::Barrier::new(2),
+        };
+        let options = ExportOptions {
+            concurrency: 2,
+            ..ExportOptions::default()
+        };
+        let exporter = Exporter::new(gate, Layout::default(), options).unwrap();
+        let (hours, selection, mut progress) = ([hour], Selection::default(), ());
+        let run = exporter.run(&hours, &selection, &mut progress);
+        let outcomes = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+            .await
+            .expect("partitions exported one at a time")
+            .unwrap();
+        let exported: Vec<(String, u64)> = outcomes
+            .iter()
+            .map(|o| match o {
+                PartitionOutcome::Exported(e) => (e.partition.oem_id.clone(), e.csv.rows),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            exported,
+            [("a", 100), ("b", 100), ("c", 100), ("d", 100)].map(|(o, n)| (o.to_owned(), n))
+        );
     }
 }

@@ -114,7 +114,7 @@ pub struct DirStore {
 }
 
 /// Where a multipart upload's parts wait, under the store's root.
-const UPLOADS_DIR: &str = ".uploads";
+pub(crate) const UPLOADS_DIR: &str = ".uploads";
 
 impl DirStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {

@@ -132,6 +132,7 @@ fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    dpl::export::run::map_parts_separately();
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -145,12 +146,12 @@ async fn main() {
     }
     let _ = std::fs::remove_dir_all(root.join("exports"));
     let _ = std::fs::remove_dir_all(root.join("manifests"));
-    let exporter = Exporter::new(
-        DirStore::new(&root),
-        Layout::default(),
-        ExportOptions::default(),
-    )
-    .unwrap();
+    let mut options = ExportOptions::default();
+    if let Some(jobs) = std::env::args().nth(2).and_then(|a| a.parse().ok()) {
+        options.concurrency = jobs;
+    }
+    let jobs = options.concurrency;
+    let exporter = Exporter::new(DirStore::new(&root), Layout::default(), options).unwrap();
     PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
     let started = Instant::now();
     let outcomes = exporter
@@ -176,7 +177,7 @@ async fn main() {
         }
     }
     println!(
-        "dpl export: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB, peak heap {:.1} MiB",
+        "dpl export jobs={jobs}: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB, peak heap {:.1} MiB",
         bytes as f64 / 1e6,
         rows as f64 / seconds,
         bytes as f64 / 1e6 / seconds,

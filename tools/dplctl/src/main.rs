@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dpl::export::keys::parse_hour;
-use dpl::export::run::{Progress, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
+use dpl::export::run::{default_concurrency, Progress, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
 use dpl::export::s3::S3Store;
 use dpl::export::{
     DirStore, ExportOptions, Exporter, Layout, ObjectStore, PartitionOutcome, Selection,
@@ -52,30 +52,41 @@ enum Command {
     Export {
         #[command(subcommand)]
         access: Option<credentials::ExportCommand>,
-        /// The hour, UTC: `2020-08-28T09`.
-        #[arg(long, required = true)]
-        hour: Option<String>,
-        /// Export every hour from `--hour` to this one, inclusive.
-        #[arg(long)]
-        until: Option<String>,
-        /// Where staging is read and the export written: `s3://BUCKET` or a
-        /// local directory with the same layout. Default: `s3://$BUCKET`.
-        #[arg(long)]
-        to: Option<String>,
-        /// Only this OEM's partitions.
-        #[arg(long)]
-        oem: Option<String>,
-        /// Only partitions whose staging changed since their export
-        /// (default: export every partition of the hour).
-        #[arg(long)]
-        changed_only: bool,
-        /// Multipart part size in MiB (5 to 5120).
-        #[arg(long, default_value_t = DEFAULT_PART_SIZE / (1024 * 1024))]
-        part_size_mib: usize,
-        /// Where staging objects are downloaded.
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
+        #[command(flatten)]
+        run: ExportRun,
     },
+}
+
+/// `dplctl export --hour ...`: what to export again, where, and how.
+#[derive(clap::Args)]
+struct ExportRun {
+    /// The hour, UTC: `2020-08-28T09`.
+    #[arg(long, required = true)]
+    hour: Option<String>,
+    /// Export every hour from `--hour` to this one, inclusive.
+    #[arg(long)]
+    until: Option<String>,
+    /// Where staging is read and the export written: `s3://BUCKET` or a
+    /// local directory with the same layout. Default: `s3://$BUCKET`.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this OEM's partitions.
+    #[arg(long)]
+    oem: Option<String>,
+    /// Only partitions whose staging changed since their export
+    /// (default: export every partition of the hour).
+    #[arg(long)]
+    changed_only: bool,
+    /// Multipart part size in MiB (5 to 5120).
+    #[arg(long, default_value_t = DEFAULT_PART_SIZE / (1024 * 1024))]
+    part_size_mib: usize,
+    /// Where staging objects are downloaded.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Partitions exported at once, each encoding on its own thread
+    /// (default: the CPUs available).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 /// The longest range one command exports: the 12 months exports are kept.
@@ -172,28 +183,31 @@ async fn export<S: ObjectStore>(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let (hour, until, to, oem, changed_only, part_size_mib, work_dir) = match Cli::parse().command {
+    dpl::export::run::map_parts_separately();
+    let run = match Cli::parse().command {
         Command::Streams(args) => return streams::run(args).await,
         Command::Status(args) => return status::run(args).await,
         Command::Export {
             access: Some(command),
             ..
         } => return credentials::run(command).await,
-        Command::Export {
-            access: None,
-            hour,
-            until,
-            to,
-            oem,
-            changed_only,
-            part_size_mib,
-            work_dir,
-        } => (hour, until, to, oem, changed_only, part_size_mib, work_dir),
+        Command::Export { access: None, run } => run,
     };
+    let ExportRun {
+        hour,
+        until,
+        to,
+        oem,
+        changed_only,
+        part_size_mib,
+        work_dir,
+        jobs,
+    } = run;
     let options = ExportOptions {
         part_size: part_size_mib * 1024 * 1024,
         max_fan_in: DEFAULT_MAX_FAN_IN,
         work_dir: work_dir.unwrap_or_else(std::env::temp_dir),
+        concurrency: jobs.unwrap_or_else(default_concurrency),
     };
     let selection = Selection {
         oem_id: oem,
