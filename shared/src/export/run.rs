@@ -1,12 +1,15 @@
 //! The export driver, shared by the `hourly-export` function and `dplctl`:
 //! list an hour's staging objects, decide per partition, and export a
 //! partition by downloading its staging objects to local files, merging
-//! them, and streaming the CSV file to the store in parts.
+//! them, and streaming the CSV file to the store in parts. A run exports
+//! [`ExportOptions::concurrency`] partitions at once; each merges and
+//! encodes on a blocking thread while its parts upload ([`super::parts`]).
 //!
-//! Memory: one part buffer, plus one decompressing reader per merged file
-//! (at most [`ExportOptions::max_fan_in`] at once; more staging objects are
-//! first merged in rounds into temporary files). It does not depend on the
-//! number of rows.
+//! Memory per partition in progress: at most two part buffers, plus one
+//! decompressing reader per merged file (at most
+//! [`ExportOptions::max_fan_in`] at once; more staging objects are first
+//! merged in rounds into temporary files). It does not depend on the number
+//! of rows.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -340,8 +343,8 @@ impl<S: ObjectStore> Exporter<S> {
 
     /// Exports `partition` from the staging objects `listing`: writes its
     /// CSV file (nothing if there are no rows) and then its manifest. The
-    /// merge and encoding run on a blocking thread ([`encode`]) while this
-    /// task uploads the parts.
+    /// merge and encoding run on a blocking thread ([`EncodeJob`]) while
+    /// this task uploads the parts.
     pub async fn export(
         &self,
         partition: &Partition,
