@@ -85,7 +85,7 @@ struct ExportRun {
     work_dir: Option<PathBuf>,
     /// Partitions exported at once, each encoding on its own thread
     /// (default: the CPUs available).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     jobs: Option<usize>,
 }
 
@@ -265,5 +265,27 @@ mod tests {
         let long = hours("2020-01-01T00", Some("2022-01-01T00")).unwrap_err();
         assert!(long.to_string().contains("at most"), "{long}");
         assert!(hours("yesterday", None).is_err());
+    }
+
+    #[test]
+    fn jobs_is_a_positive_number_of_partitions() {
+        let parse = |jobs: &str| {
+            Cli::try_parse_from([
+                "dplctl",
+                "export",
+                "--hour",
+                "2020-08-28T09",
+                "--jobs",
+                jobs,
+            ])
+        };
+        match parse("3").unwrap().command {
+            Command::Export { run, .. } => assert_eq!(run.jobs, Some(3)),
+            _ => panic!("not an export"),
+        }
+        for bad in ["0", "two"] {
+            let error = parse(bad).err().expect(bad).to_string();
+            assert!(error.contains("--jobs"), "{error}");
+        }
     }
 }
