@@ -13,6 +13,7 @@
 //!   tokio clock;
 //! - [`eventhubs`]: Azure Event Hubs delivery over REST: connection string,
 //!   SAS tokens, batch bodies (pure); the HTTP sender behind feature `eventhubs`.
+//! - [`measure`]: heap and resident-memory figures for the benchmarks;
 //! - [`streams`]: customer stream subscriptions: model and validation
 //!   (pure); DynamoDB store and Secrets Manager adapters behind feature `streams`.
 //!
@@ -32,6 +33,7 @@ pub mod examples;
 pub mod export;
 #[cfg(feature = "aws")]
 pub mod kinesis;
+pub mod measure;
 pub mod record;
 #[cfg(any(feature = "aws", feature = "s3", feature = "streams"))]
 pub mod sdk;

@@ -9,15 +9,14 @@
 //! as `cargo test --all-targets` runs it, it delivers 1,000 events once and
 //! checks them).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use dpl::eventhubs::limits::MAX_BATCH_BYTES;
 use dpl::eventhubs::retry::Backoff;
 use dpl::examples::{kinesis_event_record, seed_record};
+use dpl::measure::{self, Counting};
 use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
 use dpl::streams::dynamo::InMemorySubscriptions;
 use dpl::streams::eventhubs::EventHubDestinations;
@@ -65,38 +64,8 @@ fn floor(batches: &[Vec<KinesisEventRecord>]) -> usize {
 }
 
 /// Counts live heap bytes, to measure what one batch's delivery adds.
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn run(events: usize, devices: usize) {
     let hubs = LocalEventHubs::start(vec![HubKey::new("benchns", "events", "send", KEY)])
@@ -136,14 +105,13 @@ async fn run(events: usize, devices: usize) {
     let started = Instant::now();
     let mut batch_peak = 0;
     for batch in &batches {
-        let before = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = measure::start_peak();
         let mut event = KinesisEvent::default();
         event.records = batch.clone();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let response = dispatcher.dispatch(&event.records, deadline).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
-        batch_peak = batch_peak.max(PEAK.load(Ordering::Relaxed) - before);
+        batch_peak = batch_peak.max(measure::peak_bytes() - before);
     }
     let elapsed = started.elapsed();
     let received = hubs.messages();
@@ -166,7 +134,7 @@ async fn run(events: usize, devices: usize) {
         requests as f64 * 1_000.0 / events as f64,
         floor as f64 * 1_000.0 / events as f64,
         batch_peak as f64 / (1024.0 * 1024.0),
-        peak_rss_kib() / 1024
+        measure::vm_hwm_kib().unwrap_or(0) / 1024
     );
     assert!(requests >= floor);
 }

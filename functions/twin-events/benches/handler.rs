@@ -4,13 +4,12 @@
 //!
 //! `cargo bench -p twin-events --bench handler`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dpl::kinesis::{Backoff, InMemoryKinesis};
+use dpl::measure::{self, Counting};
 use serde_dynamo::AttributeValue;
 use twin_events::dead_letter::InMemoryDeadLetters;
 use twin_events::{Config, Handler};
@@ -19,24 +18,6 @@ use twin_events::{Config, Handler};
 const BATCH: usize = 10_000;
 const DEVICES: usize = 1_000;
 const STREAM: &str = "dpl";
-
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -100,12 +81,6 @@ fn run(runtime: &tokio::runtime::Runtime, records: &[EventRecord]) -> (usize, us
     )
 }
 
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -114,12 +89,11 @@ fn bench(c: &mut Criterion) {
     let records = batch();
 
     // Figures for docs/benchmarks.md, measured once outside criterion.
-    let input_bytes = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(input_bytes, Ordering::Relaxed);
+    let input_bytes = measure::start_peak();
     let started = Instant::now();
     let (events, calls) = run(&runtime, &records);
     let elapsed = started.elapsed();
-    let peak = PEAK.load(Ordering::Relaxed);
+    let peak = measure::peak_bytes();
     println!("twin-events core, {BATCH} records -> {events} events, {calls} PutRecords calls");
     println!(
         "  single run: {:.1} ms, {:.0} records/s",
@@ -136,7 +110,7 @@ fn bench(c: &mut Criterion) {
         peak as f64 / 1_048_576.0,
         (peak - input_bytes) as f64 / 1_048_576.0
     );
-    if let Some(hwm) = vm_hwm_kib() {
+    if let Some(hwm) = measure::vm_hwm_kib() {
         println!("  process peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
     }
 

@@ -1,19 +1,18 @@
 //! Hourly export benchmark (run by hand, release build):
-//!   cargo run --release -p dplctl --example export_bench -- 1000000
-//! Generates N staged events of the six types (the seed's examples with
+//!   cargo run --release -p dplctl --example export_bench -- 1000000 [JOBS]
+//! (JOBS: partitions exported at once; default one per CPU). Generates N staged events of the six types (the seed's examples with
 //! varied ids and times) once under target/export-bench/N/, then exports
 //! the hour through the same driver as the Lambda (local directory store)
 //! and prints rows/s, MB/s, the process's peak memory (VmHWM) and the peak
 //! of live heap bytes (a counting allocator), which tells the memory the
 //! export holds from what the allocator keeps mapped.
 
-use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use dpl::export::staging::{sort_rows, StagingWriter};
 use dpl::export::{BatchRange, DirStore, ExportOptions, Exporter, Layout, Partition, Selection};
+use dpl::measure::{self, Counting};
 use dpl::{DeviceEvent, DplRecord, EventId, Timestamp};
 
 /// Staging objects per partition (one per simulated event-store batch).
@@ -41,37 +40,8 @@ fn at(event: &DeviceEvent, time: Timestamp) -> DeviceEvent {
     event
 }
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
     let layout = Layout::default();
@@ -152,7 +122,7 @@ async fn main() {
     }
     let jobs = options.concurrency;
     let exporter = Exporter::new(DirStore::new(&root), Layout::default(), options).unwrap();
-    PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
+    measure::start_peak();
     let started = Instant::now();
     let outcomes = exporter
         .run(
@@ -181,7 +151,7 @@ async fn main() {
         bytes as f64 / 1e6,
         rows as f64 / seconds,
         bytes as f64 / 1e6 / seconds,
-        vm_hwm_kib() / 1024,
-        PEAK.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+        measure::vm_hwm_kib().unwrap_or(0) / 1024,
+        measure::peak_bytes() as f64 / (1024.0 * 1024.0)
     );
 }
