@@ -6,34 +6,17 @@
 //! than skips, without it.
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::primitives::ByteStream;
 use dpl::export::{BatchRange, Layout, Manifest, Partition};
 use dpl::streams::delivery::{Delivery, Position};
 use dpl::{DplRecord, EventType, Timestamp};
 use serde_json::Value;
 
-const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/dpl-stream-writer";
+mod common;
+use common::{create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
+
 const HOUR_MS: i64 = 3_600_000;
-
-async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
-        "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}): \
-         run these tests through `scripts/with-moto.sh cargo test -p dplctl`"
-    );
-    aws_config::load_defaults(BehaviorVersion::latest()).await
-}
-
-fn nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
 
 struct Run {
     ok: bool,
@@ -65,13 +48,6 @@ fn ok(args: &[&str]) -> String {
 fn json(args: &[&str]) -> Value {
     let stdout = ok(args);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-/// The subscriptions table, as `template.yaml` declares it.
-async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
-    dpl::streams::parking_dynamo::create_table(dynamo, table, &[dpl::streams::dynamo::attr::ID])
-        .await
-        .unwrap();
 }
 
 fn s3(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
@@ -113,42 +89,6 @@ fn create_subscription(table: &str, oem: &str, stream: &str, extra: &[&str]) -> 
     ];
     args.extend_from_slice(extra);
     json(&args)["id"].as_str().unwrap().to_owned()
-}
-
-fn kinesis_eu(aws: &aws_config::SdkConfig) -> aws_sdk_kinesis::Client {
-    let config = aws_sdk_kinesis::config::Builder::from(aws)
-        .region(aws_config::Region::new("eu-west-1"))
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
-}
-
-/// Every record of a one-shard moto stream, in order.
-async fn stream_records(aws: &aws_config::SdkConfig, stream: &str) -> Vec<Vec<u8>> {
-    let kinesis = kinesis_eu(aws);
-    let mut iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator;
-    let mut records = Vec::new();
-    while let Some(it) = iterator {
-        let page = kinesis
-            .get_records()
-            .shard_iterator(it)
-            .send()
-            .await
-            .unwrap();
-        if page.records().is_empty() {
-            break;
-        }
-        records.extend(page.records().iter().map(|r| r.data().as_ref().to_vec()));
-        iterator = page.next_shard_iterator;
-    }
-    records
 }
 
 fn manifest(oem: &str, event_type: &str, hour: Timestamp, rows: u64, bytes: u64) -> Manifest {

@@ -8,15 +8,15 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_config::BehaviorVersion;
 use serde_json::Value;
+
+mod common;
+use common::{create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
 
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzTOPSECRETzz";
 const SAS_KEY: &str = "c2FzLWtleS10aGF0LW11c3QtbmV2ZXItYmUtcHJpbnRlZA==";
 const STREAM_ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/ayla-events";
-const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/dpl-stream-writer";
 
 fn access_key_json() -> String {
     format!(
@@ -97,23 +97,6 @@ impl Cli {
     }
 }
 
-async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
-        "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}): \
-         run these tests through `make test` or `scripts/with-moto.sh cargo test -p dplctl`"
-    );
-    aws_config::load_defaults(BehaviorVersion::latest()).await
-}
-
-/// The subscriptions table, as `template.yaml` declares it.
-async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
-    dpl::streams::parking_dynamo::create_table(dynamo, table, &[dpl::streams::dynamo::attr::ID])
-        .await
-        .unwrap();
-}
-
 async fn secret_names(secrets: &aws_sdk_secretsmanager::Client) -> Vec<String> {
     let mut names = Vec::new();
     let mut pages = secrets.list_secrets().into_paginator().send();
@@ -138,10 +121,7 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
     let aws = sdk().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = nanos();
     let table = format!("subscriptions-{}-{nanos}", std::process::id());
     create_table(&dynamo, &table).await;
     let mut cli = Cli {
@@ -520,10 +500,7 @@ async fn health_updates_never_clobber_configuration() {
 
     let aws = sdk().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = nanos();
     let table = format!("health-{}-{nanos}", std::process::id());
     create_table(&dynamo, &table).await;
     let store = DynamoSubscriptions::new(dynamo, &table);
@@ -592,34 +569,6 @@ async fn health_updates_never_clobber_configuration() {
     );
 }
 
-/// Records of a moto stream in eu-west-1, in order.
-async fn stream_records(aws: &aws_config::SdkConfig, stream: &str) -> Vec<Vec<u8>> {
-    let config = aws_sdk_kinesis::config::Builder::from(aws)
-        .region(aws_config::Region::new("eu-west-1"))
-        .build();
-    let kinesis = aws_sdk_kinesis::Client::from_conf(config);
-    let iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let page = kinesis
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .unwrap();
-    page.records()
-        .iter()
-        .map(|r| r.data().as_ref().to_vec())
-        .collect()
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
     use dpl::streams::delivery::{Delivery, Position};
@@ -630,10 +579,7 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
 
     let aws = sdk().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = nanos();
     let table = format!("subscriptions-td-{nanos}");
     let parked = format!("parked-td-{nanos}");
     create_table(&dynamo, &table).await;
@@ -641,10 +587,7 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
         .await
         .unwrap();
     let stream = format!("customer-{nanos}");
-    let config = aws_sdk_kinesis::config::Builder::from(&aws)
-        .region(aws_config::Region::new("eu-west-1"))
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
+    kinesis_eu(&aws)
         .create_stream()
         .stream_name(&stream)
         .shard_count(1)
