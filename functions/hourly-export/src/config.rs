@@ -17,8 +17,9 @@ pub const PART_SIZE_MIB_VAR: &str = "EXPORT_PART_SIZE_MIB";
 /// Files merged at once (default 64).
 pub const MAX_FAN_IN_VAR: &str = "EXPORT_MAX_FAN_IN";
 /// Partitions an in-process run exports at once, each encoding on its own
-/// thread (default: the CPUs available; Lambda has 2 vCPUs from 1,769 MB up
-/// to 3,008 MB, Lambda Developer Guide, "Configuring Lambda function memory").
+/// thread (default: the CPUs the process sees). Lambda's CPU share grows with
+/// its memory, 1,769 MB being one vCPU (Lambda quotas, "Function memory"),
+/// so more than one at a time only pays from there up.
 pub const CONCURRENCY_VAR: &str = "EXPORT_CONCURRENCY";
 /// Where staging objects are downloaded (default the system temp dir,
 /// `/tmp` in Lambda).
