@@ -14,6 +14,9 @@
 //! - [`eventhubs`]: Azure Event Hubs delivery over REST: connection string,
 //!   SAS tokens, batch bodies (pure); the HTTP sender behind feature `eventhubs`.
 //! - [`measure`]: heap and resident-memory figures for the benchmarks;
+//! - [`position`]: a record's shard and sequence number, read from the
+//!   Lambda event source in one place;
+//! - [`backoff`]: exponential backoff with full jitter, for every retry loop;
 //! - [`streams`]: customer stream subscriptions: model and validation
 //!   (pure); DynamoDB store and Secrets Manager adapters behind feature `streams`.
 //!
@@ -24,6 +27,7 @@
 //! `aws_lambda_events` record types, the shape Lambda delivers, and nothing
 //! else of AWS.
 
+pub mod backoff;
 pub mod csv;
 #[cfg(any(feature = "aws", feature = "streams"))]
 pub mod deadline;
@@ -34,6 +38,7 @@ pub mod export;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 pub mod measure;
+pub mod position;
 pub mod record;
 #[cfg(any(feature = "aws", feature = "s3", feature = "streams"))]
 pub mod sdk;

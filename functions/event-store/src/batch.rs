@@ -13,6 +13,7 @@ use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use base64::Engine;
 use dpl::export::keys::{check_oem_id, BatchRange, KeyError};
 use dpl::export::{staging, Layout, Partition};
+use dpl::position::{Position, PositionError};
 use dpl::DplRecord;
 use serde::Serialize;
 
@@ -34,10 +35,8 @@ pub enum WriteKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
-    #[error(
-        "record {0} has no eventID (`shardId-...:sequence`): not a Kinesis event source record"
-    )]
-    NoShard(usize),
+    #[error("record {record}: {error}: not a Kinesis event source record")]
+    NoShard { record: usize, error: PositionError },
     #[error("the batch mixes shards {0} and {1}")]
     MixedShards(String, String),
     #[error(transparent)]
@@ -57,24 +56,26 @@ struct QuarantineBody<'a> {
     data_base64: Option<String>,
 }
 
-fn shard_of(records: &[KinesisEventRecord]) -> Result<&str, BatchError> {
-    let mut shard = None;
+fn shard_of(records: &[KinesisEventRecord]) -> Result<String, BatchError> {
+    let mut shard: Option<String> = None;
     for (n, record) in records.iter().enumerate() {
-        let id = record
-            .event_id
-            .as_deref()
-            .and_then(|id| id.split_once(':'))
-            .map(|(shard, _)| shard)
-            .ok_or(BatchError::NoShard(n))?;
-        match shard {
-            None => shard = Some(id),
-            Some(seen) if seen != id => {
-                return Err(BatchError::MixedShards(seen.to_owned(), id.to_owned()))
+        let position = Position::of_record(record)
+            .map_err(|error| BatchError::NoShard { record: n, error })?;
+        match &shard {
+            None => shard = Some(position.shard().to_owned()),
+            Some(seen) if seen != position.shard() => {
+                return Err(BatchError::MixedShards(
+                    seen.clone(),
+                    position.shard().to_owned(),
+                ))
             }
             _ => {}
         }
     }
-    shard.ok_or(BatchError::NoShard(0))
+    shard.ok_or(BatchError::NoShard {
+        record: 0,
+        error: PositionError::NoEventId,
+    })
 }
 
 fn quarantine(
@@ -111,7 +112,7 @@ pub fn plan(layout: &Layout, records: &[KinesisEventRecord]) -> Result<Vec<Write
     };
     let shard = shard_of(records)?;
     let range = BatchRange {
-        shard_id: shard,
+        shard_id: &shard,
         first_sequence: &first.kinesis.sequence_number,
         last_sequence: &last.kinesis.sequence_number,
     };
@@ -137,7 +138,7 @@ pub fn plan(layout: &Layout, records: &[KinesisEventRecord]) -> Result<Vec<Write
                     .1
                     .push(dpl);
             }
-            Err(error) => quarantined.push(quarantine(layout, shard, n, record, error)?),
+            Err(error) => quarantined.push(quarantine(layout, &shard, n, record, error)?),
         }
     }
     let mut writes = Vec::with_capacity(groups.len() + quarantined.len());

@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use dpl::eventhubs::limits::MAX_BATCH_BYTES;
-use dpl::eventhubs::retry::Backoff;
 use dpl::examples::{kinesis_event_record, seed_record};
 use dpl::measure::{self, Counting};
-use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
-use dpl::streams::dynamo::InMemorySubscriptions;
-use dpl::streams::eventhubs::EventHubDestinations;
-use dpl::streams::parking::InMemoryParking;
+use dpl::streams::engine::{Engine, EngineConfig, Ports};
+use dpl::streams::eventhubs::{EventHubDestinations, EventHubSending};
+use dpl::streams::queue::InMemoryQueue;
+use dpl::streams::reader::InMemoryDplStream;
 use dpl::streams::secrets::InMemorySecrets;
+use dpl::streams::state::InMemoryState;
+use dpl::streams::store::InMemorySubscriptions;
 use dpl::streams::{
     Credentials, Destination, Filters, Subscription, SubscriptionId, SubscriptionSpec, Transport,
 };
@@ -91,15 +92,19 @@ async fn run(events: usize, devices: usize) {
         Timestamp::from_millis(0).unwrap(),
     )
     .unwrap();
-    let dispatcher = Dispatcher::new(
-        InMemorySubscriptions::with([subscription]),
-        InMemoryParking::new(),
-        EventHubDestinations::new(
-            InMemorySecrets::with([("dpl/streams/bench", connection.as_str())]),
-            Some(format!("http://{}", hubs.addr())),
-            Backoff::default(),
-        ),
-        DispatchConfig::new(Transport::EventHubs),
+    let dispatcher = Engine::new(
+        Ports {
+            subscriptions: InMemorySubscriptions::with([subscription]),
+            state: InMemoryState::new(),
+            destinations: EventHubDestinations::new(
+                InMemorySecrets::with([("dpl/streams/bench", connection.as_str())]),
+                Some(format!("http://{}", hubs.addr())),
+                EventHubSending::default(),
+            ),
+            reader: InMemoryDplStream::new(),
+            queue: InMemoryQueue::new(),
+        },
+        EngineConfig::new(Transport::EventHubs),
     );
     let batches = batches(events, devices);
     let started = Instant::now();

@@ -1,7 +1,7 @@
-//! Customer event hubs: subscriptions, secrets and parking on the AWS
-//! emulator (moto server), the hubs on the local Event Hubs endpoint
-//! (`tools/eventhubs-local`), which checks the SAS signature, content type,
-//! body shape and size as Azure does.
+//! Customer event hubs: subscriptions, secrets, delivery state, the DPL
+//! stream and the catch-up queue on the AWS emulator (moto server), the hubs
+//! on the local Event Hubs endpoint (`tools/eventhubs-local`), which checks
+//! the SAS signature, content type, body shape and size as Azure does.
 //!
 //! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
 //! test` uses); fails, rather than skips, without it.
@@ -10,15 +10,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use dpl::eventhubs::retry::Backoff;
-use dpl::examples::{kinesis_event_record, small_fleet};
-use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
-use dpl::streams::dynamo::{attr, DynamoSubscriptions, SubscriptionStore};
-use dpl::streams::eventhubs::EventHubDestinations;
+use dpl::examples::small_fleet;
+use dpl::streams::build::{destinations, AnyDestinations, DestinationSettings};
+use dpl::streams::cursor::CursorState;
+use dpl::streams::engine::{Engine, EngineConfig, Ports};
 use dpl::streams::function::{StreamRequest, StreamResponse};
-use dpl::streams::parking_dynamo::{create_table, DynamoParking, PARKED_TABLE_KEYS};
+use dpl::streams::local::LocalDpl;
+use dpl::streams::queue::{CatchUpRequest, SqsQueue};
+use dpl::streams::reader::KinesisReader;
 use dpl::streams::secrets::{SecretStore, SecretString, SecretsManager};
+use dpl::streams::state::dynamo::create_table;
+use dpl::streams::state::item::TABLE_KEYS;
+use dpl::streams::state::{DeliveryState, DynamoState};
+use dpl::streams::store::{attr, DynamoSubscriptions, SubscriptionStore};
 use dpl::streams::{
     Credentials, Destination, Filters, Selection, Subscription, SubscriptionId, SubscriptionSpec,
     Transport,
@@ -27,8 +31,7 @@ use dpl::{CustomerPayload, DplRecord, EventType, Timestamp};
 use eventhubs_local::{HubKey, LocalEventHubs};
 use tokio::time::Instant;
 
-type HubDispatcher =
-    Dispatcher<DynamoSubscriptions, DynamoParking, EventHubDestinations<SecretsManager>>;
+type HubEngine = Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue>;
 
 const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ==";
 
@@ -47,8 +50,9 @@ struct Stack {
     prefix: String,
     hubs: LocalEventHubs,
     subscriptions_table: String,
-    parked_table: String,
-    next_sequence: u64,
+    state_table: String,
+    queue_url: String,
+    dpl: LocalDpl,
 }
 
 impl Stack {
@@ -56,24 +60,36 @@ impl Stack {
         let aws = aws().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let subscriptions_table = format!("{prefix}-subscriptions");
-        let parked_table = format!("{prefix}-parked");
+        let state_table = format!("{prefix}-state");
         create_table(&dynamodb, &subscriptions_table, &[attr::ID])
             .await
             .unwrap();
-        create_table(&dynamodb, &parked_table, &PARKED_TABLE_KEYS)
+        create_table(&dynamodb, &state_table, &TABLE_KEYS)
             .await
             .unwrap();
         let keys = hubs
             .iter()
             .map(|(namespace, hub)| HubKey::new(namespace, hub, "send", KEY))
             .collect();
+        let queue_url = aws_sdk_sqs::Client::new(&aws)
+            .create_queue()
+            .queue_name(format!("{prefix}-catch-up"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let dpl = LocalDpl::create(aws_sdk_kinesis::Client::new(&aws), &format!("{prefix}-dpl"))
+            .await
+            .unwrap();
         Self {
             aws,
             prefix: prefix.to_owned(),
             hubs: LocalEventHubs::start(keys).await.unwrap(),
             subscriptions_table,
-            parked_table,
-            next_sequence: 1_000,
+            state_table,
+            queue_url,
+            dpl,
         }
     }
 
@@ -81,23 +97,48 @@ impl Stack {
         DynamoSubscriptions::from_sdk_config(&self.aws, &self.subscriptions_table)
     }
 
-    fn dispatcher(&self, budget: Duration) -> HubDispatcher {
-        let mut config = DispatchConfig::new(Transport::EventHubs);
+    fn state(&self) -> DynamoState {
+        DynamoState::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table)
+    }
+
+    /// The stream function's engine, as `stream-eventhubs` builds it, the
+    /// local endpoint standing in for Azure.
+    fn engine(&self, budget: Duration) -> HubEngine {
+        let mut config = EngineConfig::new(Transport::EventHubs);
         config.cache_ttl = Duration::ZERO;
         config.budget = budget;
-        Dispatcher::new(
-            self.store(),
-            DynamoParking::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.parked_table),
-            EventHubDestinations::new(
-                SecretsManager::from_sdk_config(&self.aws),
-                Some(format!("http://{}", self.hubs.addr())),
-                Backoff {
-                    base: Duration::from_millis(10),
-                    cap: Duration::from_millis(100),
-                },
-            ),
+        let settings = DestinationSettings {
+            eventhubs_endpoint_url: Some(format!("http://{}", self.hubs.addr())),
+            concurrency: None,
+        };
+        Engine::new(
+            Ports {
+                subscriptions: self.store(),
+                state: self.state(),
+                destinations: destinations(Transport::EventHubs, &self.aws, &settings),
+                reader: KinesisReader::new(
+                    aws_sdk_kinesis::Client::new(&self.aws),
+                    self.dpl.stream(),
+                ),
+                queue: SqsQueue::new(aws_sdk_sqs::Client::new(&self.aws), &self.queue_url),
+            },
             config,
         )
+    }
+
+    /// Runs the catch-up worker of the DPL stream's shard, as a queued
+    /// request would.
+    async fn catch_up(&self, engine: &HubEngine) {
+        let request = StreamRequest::CatchUp(CatchUpRequest::new(self.dpl.shard()));
+        match engine.handle(&request, in_a_minute()).await.unwrap() {
+            StreamResponse::CatchUp { caught_up } => assert!(caught_up[0].leased, "{caught_up:?}"),
+            other => panic!("not a catch-up answer: {other:?}"),
+        }
+    }
+
+    async fn cursor_state(&self, subscription: &Subscription) -> Option<CursorState> {
+        let cursors = self.state().cursors_of(&subscription.id).await.unwrap();
+        cursors.first().map(|c| c.state)
     }
 
     /// A subscription of `oem` to `namespace/hub`, its connection string
@@ -139,17 +180,10 @@ impl Stack {
         subscription
     }
 
-    fn batch(&mut self, records: &[DplRecord]) -> StreamRequest {
-        let mut event = KinesisEvent::default();
-        for record in records {
-            self.next_sequence += 1;
-            event.records.push(kinesis_event_record(
-                record.partition_key(),
-                &record.to_json(),
-                self.next_sequence,
-            ));
-        }
-        StreamRequest::Batch(event)
+    /// Puts `records` on the DPL stream, then reads them back as the event
+    /// source mapping hands them to the function.
+    async fn batch(&mut self, records: &[DplRecord]) -> StreamRequest {
+        StreamRequest::Batch(self.dpl.batch(records).await.unwrap())
     }
 
     /// Messages accepted by `hub`, grouped by partition key, in order:
@@ -219,10 +253,10 @@ async fn each_hub_receives_its_oems_filtered_events_with_their_properties() {
         )
         .await;
     let records = small_fleet();
-    let request = stack.batch(&records);
+    let request = stack.batch(&records).await;
     no_failures(
         stack
-            .dispatcher(Duration::from_secs(10))
+            .engine(Duration::from_secs(10))
             .handle(&request, in_a_minute())
             .await
             .unwrap(),
@@ -258,10 +292,10 @@ async fn a_refused_key_is_not_retried_and_the_health_says_why() {
         )
         .await;
     let records: Vec<DplRecord> = small_fleet().into_iter().take(6).collect();
-    let request = stack.batch(&records);
+    let request = stack.batch(&records).await;
     no_failures(
         stack
-            .dispatcher(Duration::from_secs(10))
+            .engine(Duration::from_secs(10))
             .handle(&request, in_a_minute())
             .await
             .unwrap(),
@@ -275,7 +309,10 @@ async fn a_refused_key_is_not_retried_and_the_health_says_why() {
         .unwrap()
         .unwrap()
         .health;
-    assert_eq!(health.parked, 6);
+    assert_eq!(
+        stack.cursor_state(&subscription).await,
+        Some(CursorState::Behind)
+    );
     let error = health.last_error.unwrap().message;
     assert!(error.contains("401"), "{error}");
     assert!(
@@ -285,7 +322,7 @@ async fn a_refused_key_is_not_retried_and_the_health_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refusing_hub_does_not_hold_back_the_other_and_redrive_delivers_after_the_fix() {
+async fn a_refusing_hub_does_not_hold_back_the_other_and_catches_up_after_the_fix() {
     let mut stack = Stack::new("eh-outage", &[("oemans", "up"), ("oemans", "down")]).await;
     stack
         .subscribe("oema0001", "oemans", "up", KEY, Filters::all())
@@ -299,17 +336,16 @@ async fn a_refusing_hub_does_not_hold_back_the_other_and_redrive_delivers_after_
         .filter(|r| r.dpl_event.oem_id() == "oema0001")
         .collect();
     let (first, second) = records.split_at(20);
-    let dispatcher = stack.dispatcher(Duration::from_secs(10));
+    let engine = stack.engine(Duration::from_secs(10));
     for part in [first, second] {
-        let request = stack.batch(part);
-        no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+        let request = stack.batch(part).await;
+        no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     }
     assert_eq!(stack.received("up"), expected(&records));
     assert!(stack.received("down").is_empty());
-    let health = stack.store().get(&broken.id).await.unwrap().unwrap().health;
-    assert_eq!(health.parked, records.len() as u64);
+    assert_eq!(stack.cursor_state(&broken).await, Some(CursorState::Behind));
 
-    // The operator stores the right key; the same instance redrives: the
+    // The operator stores the right key; the same instance catches up: the
     // refused client is not reused, the secret is read again.
     let Credentials::ConnectionStringSecret { secret_id } = &broken.credentials else {
         unreachable!()
@@ -321,28 +357,21 @@ async fn a_refusing_hub_does_not_hold_back_the_other_and_redrive_delivers_after_
         .send()
         .await
         .unwrap();
-    let redrive: StreamRequest =
-        serde_json::from_value(serde_json::json!({"redrive": broken.id.to_string()})).unwrap();
-    match dispatcher.handle(&redrive, in_a_minute()).await.unwrap() {
-        StreamResponse::Redrive { redriven } => {
-            assert_eq!(redriven.len(), 1);
-            assert_eq!(redriven[0].delivered, records.len());
-            assert!(!redriven[0].remaining && redriven[0].error.is_none());
-        }
-        other => panic!("not a redrive answer: {other:?}"),
-    }
+    stack.catch_up(&engine).await;
     assert_eq!(stack.received("down"), expected(&records));
     assert_eq!(
         stack.received("up"),
         expected(&records),
         "nothing sent twice"
     );
-    let health = stack.store().get(&broken.id).await.unwrap().unwrap().health;
-    assert_eq!(health.parked, 0);
+    assert_eq!(
+        stack.cursor_state(&broken).await,
+        Some(CursorState::HandedBack)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unavailable_hub_is_retried_within_the_budget_then_parked_until_redrive() {
+async fn an_unavailable_hub_is_retried_within_the_budget_then_caught_up_in_order() {
     let mut stack = Stack::new("eh-503", &[("oemans", "devices")]).await;
     let subscription = stack
         .subscribe("oema0001", "oemans", "devices", KEY, Filters::all())
@@ -352,11 +381,11 @@ async fn an_unavailable_hub_is_retried_within_the_budget_then_parked_until_redri
         .filter(|r| r.dpl_event.oem_id() == "oema0001")
         .collect();
     let (first, second) = records.split_at(20);
-    let dispatcher = stack.dispatcher(Duration::from_millis(1_500));
+    let engine = stack.engine(Duration::from_millis(1_500));
 
     stack.hubs.go_down();
-    let request = stack.batch(first);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    let request = stack.batch(first).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     let answers = stack.hubs.answers();
     assert!(
         answers.len() > 1 && answers.iter().all(|a| *a == 503),
@@ -369,18 +398,19 @@ async fn an_unavailable_hub_is_retried_within_the_budget_then_parked_until_redri
         .unwrap()
         .unwrap()
         .health;
-    assert_eq!(health.parked, first.len() as u64);
+    assert_eq!(
+        stack.cursor_state(&subscription).await,
+        Some(CursorState::Behind)
+    );
     assert!(health.last_error.unwrap().message.contains("503"));
 
-    // Back up: new events still queue behind the parked ones.
+    // Back up: new events still wait behind the cursor, for the worker.
     stack.hubs.come_back();
-    let request = stack.batch(second);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    let request = stack.batch(second).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     assert!(stack.received("devices").is_empty());
 
-    let redrive: StreamRequest =
-        serde_json::from_value(serde_json::json!({"redrive": "*"})).unwrap();
-    dispatcher.handle(&redrive, in_a_minute()).await.unwrap();
+    stack.catch_up(&engine).await;
     assert_eq!(stack.received("devices"), expected(&records));
     let health = stack
         .store()
@@ -389,5 +419,85 @@ async fn an_unavailable_hub_is_retried_within_the_budget_then_parked_until_redri
         .unwrap()
         .unwrap()
         .health;
-    assert_eq!(health.parked, 0);
+    assert!(health.last_success.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_hub_refuses_for_good_is_dead_lettered_and_holds_nobody() {
+    let mut stack = Stack::new("eh-413", &[("oemans", "devices")]).await;
+    let subscription = stack
+        .subscribe("oema0001", "oemans", "devices", KEY, Filters::all())
+        .await;
+    let records: Vec<DplRecord> = small_fleet()
+        .into_iter()
+        .filter(|r| r.dpl_event.oem_id() == "oema0001")
+        .collect();
+    // The hub cannot take one event of the first DSN (413, every time);
+    // and one event is over Event Hubs' 1 MB by itself (never sent), though
+    // under the DPL stream's 1 MiB record limit.
+    let poison = records[0].event_id.to_string();
+    stack.hubs.refuse_event(&poison, 413);
+    let mut huge = records[2].clone();
+    let dpl::DeviceEvent::Datapoint { datapoint, .. } = &mut huge.dpl_event else {
+        panic!("the third event of the fleet is a datapoint");
+    };
+    datapoint.value = "x".repeat(1_010_000);
+    huge.event_id = dpl::EventId::derive("huge", EventType::Datapoint);
+    let mut input = records.clone();
+    input.push(huge.clone());
+    let engine = stack.engine(Duration::from_secs(10));
+    let request = stack.batch(&input).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
+
+    // Everything else arrived, in order, each DSN's later events too.
+    let rest: Vec<&DplRecord> = records
+        .iter()
+        .filter(|r| r.event_id.to_string() != poison)
+        .collect();
+    assert_eq!(stack.received("devices"), expected(rest));
+    assert_eq!(
+        stack.cursor_state(&subscription).await,
+        None,
+        "nobody is behind"
+    );
+    let state = stack.state();
+    assert_eq!(state.count_dead_letters(&subscription.id).await.unwrap(), 2);
+    let letters = state.dead_letters(&subscription.id, 10).await.unwrap();
+    let reason = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l.event_id.to_string() == id)
+            .map(|l| l.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason(&poison).starts_with("413 Request Entity Too Large"),
+        "{letters:?}"
+    );
+    assert!(
+        reason(&huge.event_id.to_string()).contains("over the 1000000-byte batch limit"),
+        "{letters:?}"
+    );
+
+    // After the fix the dead letter is redriven; the huge one stays.
+    stack.hubs.accept_event(&poison);
+    let redrive: StreamRequest =
+        serde_json::from_value(serde_json::json!({"redrive": subscription.id.to_string()}))
+            .unwrap();
+    match engine.handle(&redrive, in_a_minute()).await.unwrap() {
+        StreamResponse::Redrive { redriven } => {
+            assert_eq!(
+                (redriven[0].delivered, redriven[0].refused),
+                (1, 1),
+                "{redriven:?}"
+            );
+        }
+        other => panic!("not a redrive answer: {other:?}"),
+    }
+    assert_eq!(state.count_dead_letters(&subscription.id).await.unwrap(), 1);
+    let delivered = stack.hubs.messages();
+    assert_eq!(
+        delivered.last().unwrap().user_properties["event_id"],
+        poison
+    );
 }

@@ -1,8 +1,9 @@
 //! Customer Kinesis streams on the AWS emulator (moto server): subscriptions
-//! in DynamoDB, credentials from STS (assumed role) and Secrets Manager,
-//! customer streams in two regions, parking in DynamoDB. The records are
-//! read back as a customer would: `GetShardIterator`, `GetRecords`, and the
-//! `Data` blob (base64 on the wire, decoded by the SDK).
+//! and delivery state in DynamoDB, credentials from STS (assumed role) and
+//! Secrets Manager, customer streams in two regions, the DPL stream in
+//! Kinesis (the catch-up worker reads it), catch-up requests on SQS. The
+//! records are read back as a customer would: `GetShardIterator`,
+//! `GetRecords`, and the `Data` blob (base64 on the wire, decoded by the SDK).
 //!
 //! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
 //! test` uses); fails, rather than skips, without it.
@@ -11,16 +12,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_kinesis::types::ShardIteratorType;
-use dpl::examples::{kinesis_event_record, small_fleet as fleet};
-use dpl::kinesis::Backoff;
-use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
-use dpl::streams::dynamo::{attr, DynamoSubscriptions, SubscriptionStore};
+use dpl::examples::small_fleet as fleet;
+use dpl::streams::build::{destinations, AnyDestinations, DestinationSettings};
+use dpl::streams::check::check_delivery;
+use dpl::streams::cursor::CursorState;
+use dpl::streams::engine::{Engine, EngineConfig, Ports};
 use dpl::streams::function::{StreamRequest, StreamResponse};
-use dpl::streams::kinesis::KinesisDestinations;
-use dpl::streams::parking_dynamo::{create_table, DynamoParking, PARKED_TABLE_KEYS};
+use dpl::streams::local::LocalDpl;
+use dpl::streams::queue::SqsQueue;
+use dpl::streams::reader::KinesisReader;
 use dpl::streams::secrets::{AccessKeys, SecretStore, SecretsManager};
+use dpl::streams::state::dynamo::create_table;
+use dpl::streams::state::item::TABLE_KEYS;
+use dpl::streams::state::{DeliveryState, DynamoState};
+use dpl::streams::store::{attr, DynamoSubscriptions, SubscriptionStore};
 use dpl::streams::{
     Credentials, Destination, Filters, Selection, Subscription, SubscriptionId, SubscriptionSpec,
     Transport,
@@ -30,8 +37,8 @@ use tokio::time::Instant;
 
 const ACCOUNT: &str = "123456789012";
 
-type KinesisDispatcher =
-    Dispatcher<DynamoSubscriptions, DynamoParking, KinesisDestinations<SecretsManager>>;
+type KinesisEngine =
+    Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue>;
 
 async fn aws() -> SdkConfig {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
@@ -50,55 +57,104 @@ fn kinesis_in(aws: &SdkConfig, region: &str) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(config)
 }
 
-/// A test's own tables and streams, named after it.
+/// A test's own tables, streams and queue, named after it.
 struct Stack {
     aws: SdkConfig,
     prefix: String,
     subscriptions_table: String,
-    parked_table: String,
-    next_sequence: u64,
+    state_table: String,
+    queue_url: String,
+    /// The DPL stream, read as the event source mapping reads it.
+    dpl: LocalDpl,
 }
 
 impl Stack {
     async fn new(prefix: &str) -> Self {
         let aws = aws().await;
-        let stack = Self {
-            subscriptions_table: format!("{prefix}-subscriptions"),
-            parked_table: format!("{prefix}-parked"),
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+        let subscriptions_table = format!("{prefix}-subscriptions");
+        let state_table = format!("{prefix}-state");
+        create_table(&dynamodb, &subscriptions_table, &[attr::ID])
+            .await
+            .unwrap();
+        create_table(&dynamodb, &state_table, &TABLE_KEYS)
+            .await
+            .unwrap();
+        let dpl = LocalDpl::create(aws_sdk_kinesis::Client::new(&aws), &format!("{prefix}-dpl"))
+            .await
+            .unwrap();
+        let queue_url = aws_sdk_sqs::Client::new(&aws)
+            .create_queue()
+            .queue_name(format!("{prefix}-catch-up"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        Self {
+            subscriptions_table,
+            state_table,
+            queue_url,
+            dpl,
             prefix: prefix.to_owned(),
             aws,
-            next_sequence: 1_000,
-        };
-        let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws);
-        create_table(&dynamodb, &stack.subscriptions_table, &[attr::ID])
-            .await
-            .unwrap();
-        create_table(&dynamodb, &stack.parked_table, &PARKED_TABLE_KEYS)
-            .await
-            .unwrap();
-        stack
+        }
     }
 
     fn store(&self) -> DynamoSubscriptions {
         DynamoSubscriptions::from_sdk_config(&self.aws, &self.subscriptions_table)
     }
 
-    fn dispatcher(&self) -> KinesisDispatcher {
-        let mut config = DispatchConfig::new(Transport::Kinesis);
+    fn state(&self) -> DynamoState {
+        DynamoState::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table)
+    }
+
+    /// The stream function's engine, as `stream-kinesis` builds it.
+    fn engine(&self) -> KinesisEngine {
+        let mut config = EngineConfig::new(Transport::Kinesis);
         config.cache_ttl = Duration::ZERO;
-        Dispatcher::new(
-            self.store(),
-            DynamoParking::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.parked_table),
-            KinesisDestinations::new(
-                self.aws.clone(),
-                SecretsManager::from_sdk_config(&self.aws),
-                Backoff {
-                    base: Duration::from_millis(1),
-                    cap: Duration::from_millis(10),
-                },
-            ),
+        Engine::new(
+            Ports {
+                subscriptions: self.store(),
+                state: self.state(),
+                destinations: destinations(
+                    Transport::Kinesis,
+                    &self.aws,
+                    &DestinationSettings::default(),
+                ),
+                reader: KinesisReader::new(
+                    aws_sdk_kinesis::Client::new(&self.aws),
+                    self.dpl.stream(),
+                ),
+                queue: SqsQueue::new(aws_sdk_sqs::Client::new(&self.aws), &self.queue_url),
+            },
             config,
         )
+    }
+
+    /// The catch-up requests waiting on the queue, as Lambda's SQS event
+    /// source delivers them.
+    async fn queued(&self) -> SqsEvent {
+        let output = aws_sdk_sqs::Client::new(&self.aws)
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let records: Vec<serde_json::Value> = output
+            .messages()
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "eventSource": "aws:sqs",
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
     }
 
     fn stream_arn(&self, region: &str, name: &str) -> String {
@@ -174,21 +230,10 @@ impl Stack {
         Credentials::AccessKeySecret { secret_id }
     }
 
-    fn batch(&mut self, records: &[DplRecord]) -> StreamRequest {
-        let records: Vec<KinesisEventRecord> = records
-            .iter()
-            .map(|record| {
-                self.next_sequence += 1;
-                kinesis_event_record(
-                    record.partition_key(),
-                    &record.to_json(),
-                    self.next_sequence,
-                )
-            })
-            .collect();
-        let mut event = KinesisEvent::default();
-        event.records = records;
-        StreamRequest::Batch(event)
+    /// Puts `records` on the DPL stream (as twin-events does), then reads
+    /// them back as the event source mapping hands them to the function.
+    async fn batch(&mut self, records: &[DplRecord]) -> StreamRequest {
+        StreamRequest::Batch(self.dpl.batch(records).await.unwrap())
     }
 
     /// (partition key, data) of every record of a customer stream, in order.
@@ -357,9 +402,9 @@ async fn each_subscription_receives_exactly_its_filtered_events_in_dsn_order() {
         .unwrap();
 
     let records = fleet();
-    let dispatcher = stack.dispatcher();
-    let request = stack.batch(&records);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    let engine = stack.engine();
+    let request = stack.batch(&records).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
 
     let oem = |o: &'static str| move |r: &&DplRecord| r.dpl_event.oem_id() == o;
     let a_all = expected(records.iter().filter(oem("oema0001")));
@@ -410,10 +455,10 @@ async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
         dpl_event: DeviceEvent::from_customer_json(documented.as_bytes()).unwrap(),
         event_id: EventId::derive("seed", EventType::Datapoint),
     };
-    let request = stack.batch(&[record]);
+    let request = stack.batch(&[record]).await;
     no_failures(
         stack
-            .dispatcher()
+            .engine()
             .handle(&request, in_a_minute())
             .await
             .unwrap(),
@@ -428,8 +473,26 @@ async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
     assert_eq!(data, documented);
 }
 
+/// Events of one OEM, each with its own payload (the Kinesis payload
+/// carries no id), over five devices.
+fn distinct_events(count: u64) -> Vec<DplRecord> {
+    (0..count)
+        .map(|n| {
+            let dsn = format!("AC000W00000000{}", n % 5);
+            dpl::examples::seed_record(
+                EventType::Datapoint,
+                "oema0001",
+                "ledevb",
+                &dsn,
+                &format!("p{n}"),
+                n,
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_outage_parks_one_subscription_and_redrive_delivers_everything_in_order() {
+async fn an_outage_puts_one_subscription_behind_and_it_catches_up_from_the_dpl_stream() {
     let mut stack = Stack::new("outage").await;
     stack.create_stream("eu-west-1", "healthy").await;
     // The "broken" stream does not exist yet: PutRecords answers
@@ -447,29 +510,30 @@ async fn an_outage_parks_one_subscription_and_redrive_delivers_everything_in_ord
     let broken = stack
         .subscribe("oema0001", "broken", "eu-west-1", role, Filters::all())
         .await;
-    let records: Vec<DplRecord> = fleet()
-        .into_iter()
-        .filter(|r| r.dpl_event.oem_id() == "oema0001")
-        .collect();
+    let records = distinct_events(40);
     let (first, rest) = records.split_at(20);
-    let (second, third) = rest.split_at(8);
-    let dispatcher = stack.dispatcher();
+    let (second, rest) = rest.split_at(8);
+    let (third, fourth) = rest.split_at(6);
+    let engine = stack.engine();
 
-    let request = stack.batch(first);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    let request = stack.batch(first).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     assert_eq!(
         by_dsn(stack.read("eu-west-1", "healthy").await),
         expected(first)
     );
     let store = stack.store();
     let health = store.get(&broken.id).await.unwrap().unwrap().health;
-    assert_eq!(health.parked, first.len() as u64);
     let error = health.last_error.expect("the outage is in the health");
     assert!(
         error.message.contains("ResourceNotFound"),
         "{}",
         error.message
     );
+    let state = stack.state();
+    let cursors = state.cursors_of(&broken.id).await.unwrap();
+    assert_eq!(cursors.len(), 1, "one cursor, not one item per event");
+    assert_eq!(cursors[0].state, CursorState::Behind);
     assert!(store
         .get(&healthy.id)
         .await
@@ -479,39 +543,56 @@ async fn an_outage_parks_one_subscription_and_redrive_delivers_everything_in_ord
         .last_success
         .is_some());
 
-    // Still down: parked behind the first batch.
-    let request = stack.batch(second);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
-
-    // Back up, but events still wait in the parking lot: new events queue
-    // behind them rather than overtake them.
+    // Still down, then back up: the live path skips the subscription while
+    // it is behind (no request to its stream, one write per batch).
+    let request = stack.batch(second).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     stack.create_stream("eu-west-1", "broken").await;
-    let request = stack.batch(third);
-    no_failures(dispatcher.handle(&request, in_a_minute()).await.unwrap());
+    let request = stack.batch(third).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
     assert!(stack.read("eu-west-1", "broken").await.is_empty());
-    assert_eq!(
-        by_dsn(stack.read("eu-west-1", "healthy").await),
-        expected(&records)
-    );
 
-    let redrive: StreamRequest =
-        serde_json::from_value(serde_json::json!({"redrive": "*"})).unwrap();
-    match dispatcher.handle(&redrive, in_a_minute()).await.unwrap() {
-        StreamResponse::Redrive { redriven } => {
-            let broken_run = redriven
-                .iter()
-                .find(|r| r.subscription == broken.id.to_string())
-                .unwrap();
-            assert_eq!(broken_run.delivered, records.len());
-            assert!(!broken_run.remaining && broken_run.error.is_none());
-        }
-        other => panic!("not a redrive answer: {other:?}"),
+    // The catch-up request waits on the queue; the worker it starts reads
+    // the DPL stream from the cursor and hands back.
+    let queued = stack.queued().await;
+    assert!(!queued.records.is_empty(), "catch-up was asked for");
+    match engine
+        .handle(&StreamRequest::Queue(queued), in_a_minute())
+        .await
+        .unwrap()
+    {
+        StreamResponse::Queue(response) => assert!(response.batch_item_failures.is_empty()),
+        other => panic!("not a queue answer: {other:?}"),
     }
     assert_eq!(
-        by_dsn(stack.read("eu-west-1", "broken").await),
-        expected(&records)
+        state.cursors_of(&broken.id).await.unwrap()[0].state,
+        CursorState::HandedBack
     );
+
+    // The live path takes over, and the subscription is live again.
+    let request = stack.batch(fourth).await;
+    no_failures(engine.handle(&request, in_a_minute()).await.unwrap());
+    assert!(state.cursors_of(&broken.id).await.unwrap().is_empty());
+    let want: Vec<(String, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key().to_owned(),
+                CustomerPayload(&r.dpl_event).to_json(),
+            )
+        })
+        .collect();
+    for name in ["healthy", "broken"] {
+        let got: Vec<Vec<u8>> = stack
+            .read("eu-west-1", name)
+            .await
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        let check = check_delivery(&want, &got);
+        assert!(check.holds(), "{name}: {check}");
+        assert_eq!(check.duplicates, 0, "{name}: {check}");
+    }
     let health = store.get(&broken.id).await.unwrap().unwrap().health;
-    assert_eq!(health.parked, 0);
     assert!(health.last_success.is_some());
 }

@@ -1,8 +1,10 @@
 //! Customer-stream failures moto cannot produce, through the real SDK
 //! client (aws-smithy-mocks): entries throttled inside an answer, and whole
-//! calls throttled until the subscription's budget runs out. Subscriptions
-//! and parking in memory.
+//! calls throttled until the subscription's budget runs out (it falls
+//! behind, and catches up from the DPL stream once the throttling ends).
+//! Subscriptions, delivery state and the DPL stream in memory.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,13 +16,17 @@ use aws_sdk_kinesis::types::error::ProvisionedThroughputExceededException;
 use aws_sdk_kinesis::types::PutRecordsResultEntry;
 use aws_sdk_kinesis::Client;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
-use dpl::examples::{kinesis_event_record, small_fleet};
+use dpl::examples::small_fleet;
 use dpl::kinesis::Backoff;
+use dpl::streams::check::check_delivery;
+use dpl::streams::cursor::CursorState;
 use dpl::streams::destination::Destinations;
-use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
-use dpl::streams::dynamo::InMemorySubscriptions;
-use dpl::streams::kinesis::KinesisDestination;
-use dpl::streams::parking::InMemoryParking;
+use dpl::streams::engine::{Engine, EngineConfig, Ports};
+use dpl::streams::kinesis::{KinesisDestination, KinesisSending};
+use dpl::streams::queue::InMemoryQueue;
+use dpl::streams::reader::InMemoryDplStream;
+use dpl::streams::state::{DeliveryState, InMemoryState};
+use dpl::streams::store::InMemorySubscriptions;
 use dpl::streams::{
     Credentials, Destination, Filters, Subscription, SubscriptionId, SubscriptionSpec, Transport,
 };
@@ -48,7 +54,13 @@ struct Seen {
     sent: usize,
 }
 
-fn mocked(script: Vec<Answer>, then: Answer) -> (Client, Arc<Mutex<Seen>>) {
+/// A mocked customer stream answering `script`, then `then` while
+/// `throttling` is set, then accepting everything.
+fn mocked(
+    script: Vec<Answer>,
+    then: Answer,
+    throttling: Arc<AtomicBool>,
+) -> (Client, Arc<Mutex<Seen>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let calls = Arc::new(Mutex::new(0usize));
     let log = seen.clone();
@@ -59,7 +71,12 @@ fn mocked(script: Vec<Answer>, then: Answer) -> (Client, Arc<Mutex<Seen>>) {
             "customer streams are named by ARN"
         );
         let mut call = calls.lock().unwrap();
-        let answer = script.get(*call).copied().unwrap_or(then);
+        let after = if throttling.load(Ordering::Relaxed) {
+            then
+        } else {
+            Answer::AcceptAll
+        };
+        let answer = script.get(*call).copied().unwrap_or(after);
         *call += 1;
         let mut seen = log.lock().unwrap();
         seen.sent += input.records().len();
@@ -106,13 +123,10 @@ impl Destinations for Fixed {
     }
 }
 
-fn dispatcher(
-    client: Client,
-    budget: Duration,
-) -> (
-    Dispatcher<InMemorySubscriptions, InMemoryParking, Fixed>,
-    Subscription,
-) {
+type TestEngine =
+    Engine<InMemorySubscriptions, InMemoryState, Fixed, InMemoryDplStream, InMemoryQueue>;
+
+fn engine(client: Client, budget: Duration) -> (TestEngine, Subscription) {
     let spec = SubscriptionSpec {
         oem_id: "oema0001".into(),
         name: "customer".into(),
@@ -122,7 +136,7 @@ fn dispatcher(
         },
         credentials: Credentials::AssumeRole {
             role_arn: "arn:aws:iam::123456789012:role/writer".into(),
-            external_id: None,
+            external_id: Some("dpl-test".into()),
         },
         filters: Filters::all(),
     };
@@ -136,19 +150,27 @@ fn dispatcher(
         base: Duration::from_millis(5),
         cap: Duration::from_millis(50),
     };
-    let mut config = DispatchConfig::new(Transport::Kinesis);
+    let mut config = EngineConfig::new(Transport::Kinesis);
     config.budget = budget;
-    let dispatcher = Dispatcher::new(
-        InMemorySubscriptions::with([subscription.clone()]),
-        InMemoryParking::new(),
-        Fixed(Arc::new(KinesisDestination::new(
-            client,
-            ARN.into(),
-            backoff,
-        ))),
+    let sending = KinesisSending {
+        backoff,
+        in_flight: 4,
+    };
+    let engine = Engine::new(
+        Ports {
+            subscriptions: InMemorySubscriptions::with([subscription.clone()]),
+            state: InMemoryState::new(),
+            destinations: Fixed(Arc::new(KinesisDestination::new(
+                client,
+                ARN.into(),
+                sending,
+            ))),
+            reader: InMemoryDplStream::new(),
+            queue: InMemoryQueue::new(),
+        },
         config,
     );
-    (dispatcher, subscription)
+    (engine, subscription)
 }
 
 fn oem_a() -> Vec<DplRecord> {
@@ -158,11 +180,19 @@ fn oem_a() -> Vec<DplRecord> {
         .collect()
 }
 
-fn batch(records: &[DplRecord]) -> Vec<KinesisEventRecord> {
-    records
+const SHARD: &str = "shardId-000000000000";
+
+/// Writes `records` to the engine's DPL stream; returns them as the event
+/// source delivers them.
+fn batch(engine: &TestEngine, records: &[DplRecord]) -> Vec<KinesisEventRecord> {
+    let stream = &engine.ports().reader;
+    let first = stream.records(SHARD).len();
+    for record in records {
+        stream.append(SHARD, record.to_json(), Timestamp::now());
+    }
+    stream.records(SHARD)[first..]
         .iter()
-        .enumerate()
-        .map(|(n, r)| kinesis_event_record(r.partition_key(), &r.to_json(), 100 + n as u64))
+        .map(|r| r.lambda_record())
         .collect()
 }
 
@@ -191,11 +221,15 @@ async fn throttled_entries_alone_are_resent_and_each_dsn_keeps_its_order() {
     let (client, seen) = mocked(
         vec![Answer::ThrottleOdd, Answer::ThrottleOdd],
         Answer::AcceptAll,
+        Arc::new(AtomicBool::new(false)),
     );
-    let (dispatcher, subscription) = dispatcher(client, Duration::from_secs(10));
+    let (engine, subscription) = engine(client, Duration::from_secs(10));
     let records = oem_a();
-    let response = dispatcher
-        .dispatch(&batch(&records), Instant::now() + Duration::from_secs(60))
+    let response = engine
+        .dispatch(
+            &batch(&engine, &records),
+            Instant::now() + Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
@@ -207,7 +241,11 @@ async fn throttled_entries_alone_are_resent_and_each_dsn_keeps_its_order() {
     );
     assert!(seen.sent > records.len(), "throttled entries were resent");
     assert_eq!(per_dsn(seen.accepted.clone()), expected(&records));
-    assert!(dispatcher.parking().parked(&subscription.id).is_empty());
+    let state = &engine.ports().state;
+    assert!(
+        state.cursors_of(&subscription.id).await.unwrap().is_empty(),
+        "nobody behind"
+    );
     let decoded: Vec<DeviceEvent> = seen
         .accepted
         .iter()
@@ -217,37 +255,96 @@ async fn throttled_entries_alone_are_resent_and_each_dsn_keeps_its_order() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stream_throttled_past_the_budget_parks_the_rest_in_order_for_the_redrive() {
-    // Half an answer, then nothing but throttled calls.
-    let (client, seen) = mocked(vec![Answer::ThrottleOdd], Answer::ThrottleCall);
-    let (dispatcher, subscription) = dispatcher(client, Duration::from_secs(2));
-    let records = oem_a();
-    let response = dispatcher
-        .dispatch(&batch(&records), Instant::now() + Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "parked counts as secured"
+async fn a_stream_throttled_past_the_budget_falls_behind_and_catches_up_in_order() {
+    // Half an answer, then nothing but throttled calls until it ends.
+    let throttling = Arc::new(AtomicBool::new(true));
+    let (client, seen) = mocked(
+        vec![Answer::ThrottleOdd],
+        Answer::ThrottleCall,
+        throttling.clone(),
     );
-    let delivered = seen.lock().unwrap().accepted.clone();
-    let parked = dispatcher.parking().parked(&subscription.id);
-    assert!(!delivered.is_empty() && !parked.is_empty());
-    assert_eq!(delivered.len() + parked.len(), records.len());
-    // Delivered then parked, per DSN, is the input order.
-    let mut together = delivered.clone();
-    together.extend(parked.iter().map(|d| (d.dsn.clone(), d.payload.clone())));
-    assert_eq!(per_dsn(together), expected(&records));
-    let health = dispatcher.subscription_store();
-    let health = dpl::streams::dynamo::SubscriptionStore::get(health, &subscription.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .health;
-    assert_eq!(health.parked, parked.len() as u64);
+    let (engine, subscription) = engine(client, Duration::from_secs(2));
+    // Events with distinct payloads (the customer payload carries no id).
+    let records: Vec<DplRecord> = (0..40u64)
+        .map(|n| {
+            let dsn = format!("AC000W00000000{}", n % 5);
+            let property = format!("p{n}");
+            dpl::examples::seed_record(
+                dpl::EventType::Datapoint,
+                "oema0001",
+                "ledevb",
+                &dsn,
+                &property,
+                n,
+            )
+        })
+        .collect();
+    let (first, second) = records.split_at(20);
+    for part in [first, second] {
+        let response = engine
+            .dispatch(
+                &batch(&engine, part),
+                Instant::now() + Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "a cursor counts as secured"
+        );
+    }
+    let delivered_live = seen.lock().unwrap().accepted.len();
+    assert!(delivered_live > 0 && delivered_live < first.len());
+    let state = &engine.ports().state;
+    let cursors = state.cursors_of(&subscription.id).await.unwrap();
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(cursors[0].state, CursorState::Behind);
+    let health = dpl::streams::store::SubscriptionStore::get(
+        &engine.ports().subscriptions,
+        &subscription.id,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .health;
     assert!(health
         .last_error
         .unwrap()
         .message
         .contains("stream did not accept"));
+    assert_eq!(engine.ports().queue.take(), [SHARD], "catch-up asked for");
+
+    // The throttling ends: the worker delivers from the cursor, in order,
+    // and hands back.
+    throttling.store(false, Ordering::Relaxed);
+    let report = engine
+        .catch_up(SHARD, Instant::now() + Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(report.handed_back, 1);
+    // Every event, each DSN in order; what was accepted after the cursor's
+    // first missed event is resent at the hand-over (duplicates, counted).
+    let want: Vec<(String, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.partition_key().to_owned(),
+                CustomerPayload(&r.dpl_event).to_json(),
+            )
+        })
+        .collect();
+    let got: Vec<Vec<u8>> = seen
+        .lock()
+        .unwrap()
+        .accepted
+        .iter()
+        .map(|(_, p)| p.clone())
+        .collect();
+    let check = check_delivery(&want, &got);
+    assert!(check.holds(), "{check}");
+    assert!(check.duplicates < first.len(), "{check}");
+    assert_eq!(
+        state.cursors_of(&subscription.id).await.unwrap()[0].state,
+        CursorState::HandedBack
+    );
 }

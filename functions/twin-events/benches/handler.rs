@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dpl::kinesis::{Backoff, InMemoryKinesis};
+use dpl::kinesis::retry::DEFAULT_BACKOFF;
+use dpl::kinesis::InMemoryKinesis;
 use dpl::measure::{self, Counting};
 use serde_dynamo::AttributeValue;
 use twin_events::dead_letter::InMemoryDeadLetters;
@@ -63,7 +64,7 @@ fn handler() -> Handler<InMemoryKinesis, InMemoryDeadLetters> {
         stream_name: STREAM.into(),
         dead_letter_queue_url: "memory".into(),
         deadline_margin: Duration::ZERO,
-        backoff: Backoff::default(),
+        backoff: DEFAULT_BACKOFF,
     };
     Handler::new(InMemoryKinesis::new(), InMemoryDeadLetters::new(), &config)
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dpl::kinesis::retry::DEFAULT_BACKOFF;
 use dpl::kinesis::Backoff;
 
 /// Name of the internal DPL Kinesis stream.
@@ -53,7 +54,7 @@ impl Config {
                 .map(Duration::from_millis)
                 .map_err(|_| ConfigError::NotMillis { name, value: text }),
         };
-        let defaults = Backoff::default();
+        let defaults = DEFAULT_BACKOFF;
         Ok(Self {
             stream_name: required(STREAM_NAME_VAR)?,
             dead_letter_queue_url: required(DEAD_LETTER_QUEUE_URL_VAR)?,
@@ -93,7 +94,7 @@ mod tests {
         let config = config(&REQUIRED).unwrap();
         assert_eq!(config.stream_name, "dpl");
         assert_eq!(config.deadline_margin, DEFAULT_DEADLINE_MARGIN);
-        assert_eq!(config.backoff, Backoff::default());
+        assert_eq!(config.backoff, DEFAULT_BACKOFF);
     }
 
     #[test]

@@ -14,6 +14,12 @@ use crate::batch::{earliest, response, Batch, MissingSequenceNumber, Rejected};
 use crate::config::Config;
 use crate::dead_letter::{dead_letter_body, DeadLetterError, DeadLetterQueue};
 
+/// `PutRecords` calls in flight at once. One: the DPL stream is in the
+/// function's region (round trips of milliseconds), and after a partial
+/// failure the batch is retried from its first unpublished record, which
+/// more calls in flight would only make later.
+const PUT_CALLS_IN_FLIGHT: usize = 1;
+
 /// The handler, with its clients built once.
 #[derive(Debug)]
 pub struct Handler<K, D> {
@@ -68,6 +74,7 @@ impl<K: PutRecordsApi, D: DeadLetterQueue> Handler<K, D> {
             &batch.entries,
             deadline,
             &self.backoff,
+            PUT_CALLS_IN_FLIGHT,
         )
         .await;
         let unpublished = outcome.first_unaccepted().and_then(|e| batch.owner(e));
@@ -149,7 +156,7 @@ fn log_batch(
         rejected = batch.rejected.len(),
         dead_lettered,
         retries = outcome.stats.resent,
-        retry_rounds = outcome.stats.retry_rounds,
+        max_in_flight = outcome.stats.max_in_flight,
         put_calls = outcome.stats.put_calls,
         retry_from,
         duration_ms = started.elapsed().as_millis() as u64,

@@ -200,17 +200,17 @@ pub fn pack_within(messages: &[Message], limit: usize) -> Packing {
     packing
 }
 
-/// The request body of `batch`: `[m1,m2,...]`.
-pub fn body(messages: &[Message], batch: &Batch) -> Vec<u8> {
-    let len = batch
-        .indexes
+/// The request body of the messages at `indexes` (a batch's, or one
+/// message alone): `[m1,m2,...]`.
+pub fn body(messages: &[Message], indexes: &[usize]) -> Vec<u8> {
+    let len = indexes
         .iter()
         .map(|&i| messages[i].json.len() + 1)
         .sum::<usize>()
         + 1;
     let mut out = Vec::with_capacity(len);
     out.push(b'[');
-    for (n, &i) in batch.indexes.iter().enumerate() {
+    for (n, &i) in indexes.iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
@@ -244,7 +244,8 @@ mod tests {
         ];
         let packing = pack(&messages);
         assert_eq!(packing.batches.len(), 1);
-        let body: Value = serde_json::from_slice(&body(&messages, &packing.batches[0])).unwrap();
+        let body: Value =
+            serde_json::from_slice(&body(&messages, &packing.batches[0].indexes)).unwrap();
         assert_eq!(
             body,
             json!([
@@ -322,7 +323,8 @@ mod tests {
         assert_eq!(batches, vec![vec![0, 1], vec![2], vec![3, 4]]);
         for batch in &packing.batches {
             assert_eq!(
-                body(&messages, batch).len() + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len(),
+                body(&messages, &batch.indexes).len()
+                    + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len(),
                 batch.cost
             );
         }
@@ -375,7 +377,7 @@ mod tests {
                 .collect();
             let packing = pack_within(&messages, limit);
             for batch in &packing.batches {
-                let encoded = body(&messages, batch);
+                let encoded = body(&messages, &batch.indexes);
                 // The body we send, plus the reserve, is within the limit ...
                 prop_assert!(encoded.len() + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len() <= limit);
                 prop_assert_eq!(encoded.len() + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len(), batch.cost);
@@ -417,7 +419,8 @@ mod tests {
         assert!(packing.batches.len() >= 6);
         for batch in &packing.batches {
             assert!(
-                body(&messages, batch).len() + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len()
+                body(&messages, &batch.indexes).len()
+                    + RESERVED_BYTES_PER_MESSAGE * batch.indexes.len()
                     <= MAX_BATCH_BYTES
             );
         }

@@ -27,6 +27,10 @@ use super::sas::TokenCache;
 /// 1 MB goes through in well under a second on a healthy link.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Idle connections kept per host unless [`HttpSender::with_pool`] says
+/// otherwise.
+pub const DEFAULT_IDLE_CONNECTIONS: usize = 32;
+
 /// Error bodies are read up to this many bytes (to spot ServerBusy).
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
@@ -44,6 +48,7 @@ pub enum HttpSenderError {
 /// Sends batches to one event hub over HTTPS (or HTTP for a local endpoint).
 pub struct HttpSender {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connector: HttpsConnector<HttpConnector>,
     url: Uri,
     tokens: TokenCache,
     attempt_timeout: Duration,
@@ -88,13 +93,21 @@ impl HttpSender {
             return Err(HttpSenderError::BadBaseUrl(base));
         }
         let connector = connector(https)?;
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = pooled(connector.clone(), DEFAULT_IDLE_CONNECTIONS);
         Ok(HttpSender {
             client,
+            connector,
             url,
             tokens: TokenCache::new(connection, hub),
             attempt_timeout: ATTEMPT_TIMEOUT,
         })
+    }
+
+    /// The same, keeping up to `idle` connections open for reuse (as many as
+    /// requests go out at once, so that none is opened twice).
+    pub fn with_pool(mut self, idle: usize) -> Self {
+        self.client = pooled(self.connector.clone(), idle);
+        self
     }
 
     /// The same with another per-request timeout.
@@ -147,6 +160,16 @@ impl SendBatchApi for HttpSender {
             Err(_elapsed) => Err(SendError::Timeout(self.attempt_timeout)),
         }
     }
+}
+
+/// A client keeping up to `idle` connections per host.
+fn pooled(
+    connector: HttpsConnector<HttpConnector>,
+    idle: usize,
+) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(idle)
+        .build(connector)
 }
 
 /// The hyper error and its causes, without the request (no headers, so no

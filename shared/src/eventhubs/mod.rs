@@ -29,7 +29,7 @@ pub mod sas;
 
 pub use batch::{pack, Message, MessageTooLarge, Packing};
 #[cfg(feature = "eventhubs")]
-pub use client::{send, SendBatchApi, SendOutcome, SendStats, Stopped};
+pub use client::{send, MessageOutcome, SendBatchApi, SendOutcome, SendStats, Stopped};
 pub use connection::{ConnectionString, ConnectionStringError};
 #[cfg(feature = "eventhubs")]
 pub use http::HttpSender;

@@ -1,7 +1,7 @@
 //! Answers of "Send batch events" and what to do about them, in one place:
 //! [`response_outcome`] turns an HTTP answer into delivered-or-[`SendError`],
 //! [`classify`] says whether an error is worth retrying and how long to wait
-//! at least, [`Backoff`] says how long to wait before the next attempt.
+//! at least, [`DEFAULT_BACKOFF`] says how long to wait before the next attempt.
 //!
 //! | answer                                   | verdict                               |
 //! |------------------------------------------|---------------------------------------|
@@ -55,6 +55,15 @@ pub enum Refused {
     Other(u16),
 }
 
+impl Refused {
+    /// Whether the refusal is about the events sent (too large, malformed),
+    /// not about the hub or the key: sending the events apart finds the one
+    /// to set aside, and the others are delivered.
+    pub fn is_about_the_event(&self) -> bool {
+        matches!(self, Refused::TooLarge | Refused::Other(400))
+    }
+}
+
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -103,45 +112,12 @@ pub fn classify(error: &SendError) -> Disposition {
     }
 }
 
-/// Exponential backoff with full jitter: before retry `n` (1, 2, ...) wait a
-/// uniformly random time in `[0, min(cap, base * 2^(n-1)))`, and at least
-/// the error's floor ("Exponential Backoff And Jitter", AWS Architecture
-/// Blog, 2015). The same rule as `dpl::kinesis::Backoff`, which lives behind
-/// the `aws` feature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
+pub use crate::backoff::Backoff;
 
-impl Default for Backoff {
-    /// 100 ms doubling up to 8 s: a throughput unit's quota is per second,
-    /// and ServerBusy brings its own 4 s floor.
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(8),
-        }
-    }
-}
-
-impl Backoff {
-    /// The upper bound of the jittered wait before retry `round` (from 1).
-    pub fn ceiling(&self, round: u32) -> Duration {
-        let doublings = round.saturating_sub(1).min(31);
-        self.base
-            .checked_mul(1u32 << doublings)
-            .map_or(self.cap, |d| d.min(self.cap))
-    }
-
-    /// The wait before retry `round` after an error whose floor is
-    /// `min_wait`, given `unit` uniform in `[0, 1)`.
-    pub fn delay(&self, round: u32, min_wait: Duration, unit: f64) -> Duration {
-        self.ceiling(round)
-            .mul_f64(unit.clamp(0.0, 1.0))
-            .max(min_wait)
-    }
-}
+/// 100 ms doubling up to 8 s: a throughput unit's quota is per second, and
+/// ServerBusy brings its own 4 s floor ([`SERVER_BUSY_MIN_WAIT`]).
+pub const DEFAULT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(8));
 
 #[cfg(test)]
 mod tests {
@@ -235,30 +211,6 @@ mod tests {
                 Disposition::Refuse(refused.clone())
             );
             assert!(refused.to_string().starts_with(message), "{refused}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_full_jitter_and_a_floor() {
-        let backoff = Backoff {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(1_000),
-        };
-        let ceilings: Vec<u128> = (1..=6).map(|n| backoff.ceiling(n).as_millis()).collect();
-        assert_eq!(ceilings, vec![100, 200, 400, 800, 1_000, 1_000]);
-        assert_eq!(backoff.ceiling(u32::MAX), backoff.cap);
-        assert_eq!(backoff.delay(2, Duration::ZERO, 0.0), Duration::ZERO);
-        assert_eq!(
-            backoff.delay(2, Duration::ZERO, 0.5),
-            Duration::from_millis(100)
-        );
-        assert!(backoff.delay(2, Duration::ZERO, 0.999_999) < Duration::from_millis(200));
-        // The ServerBusy floor wins over any jitter below it.
-        for unit in [0.0, 0.5, 0.999] {
-            assert!(backoff.delay(5, SERVER_BUSY_MIN_WAIT, unit) >= SERVER_BUSY_MIN_WAIT);
-            assert!(
-                Backoff::default().delay(1, SERVER_BUSY_MIN_WAIT, unit) >= SERVER_BUSY_MIN_WAIT
-            );
         }
     }
 }

@@ -2,11 +2,11 @@
 //! everything is accepted or time runs out.
 
 use std::future::Future;
-use std::ops::ControlFlow::{self, Break, Continue};
 
-use tokio::time::{sleep, timeout_at, Instant};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{sleep_until, timeout_at, Instant};
 
-use super::order::Round;
+use super::order::Lanes;
 use super::retry::{failed_entries, is_retryable, is_retryable_entry_code, Backoff};
 use super::{Entry, EntryResult, PutError};
 
@@ -20,6 +20,17 @@ pub trait PutRecordsApi {
         stream: &str,
         entries: &[&Entry],
     ) -> impl Future<Output = Result<Vec<EntryResult>, PutError>> + Send;
+}
+
+/// A shared port is a port (destinations hold their client behind an `Arc`).
+impl<T: PutRecordsApi + Send + Sync> PutRecordsApi for std::sync::Arc<T> {
+    fn put_records(
+        &self,
+        stream: &str,
+        entries: &[&Entry],
+    ) -> impl Future<Output = Result<Vec<EntryResult>, PutError>> + Send {
+        self.as_ref().put_records(stream, entries)
+    }
 }
 
 /// Why [`publish`] stopped before every entry was accepted.
@@ -38,10 +49,11 @@ pub enum Stopped {
 pub struct PublishStats {
     /// `PutRecords` calls made.
     pub put_calls: usize,
-    /// Entries sent in retry rounds (an entry retried twice counts twice).
+    /// Entries sent again after a failure, each after a backoff wait (an
+    /// entry retried twice counts twice).
     pub resent: usize,
-    /// Retry rounds started after the first.
-    pub retry_rounds: u32,
+    /// The most calls in flight at once.
+    pub max_in_flight: usize,
 }
 
 /// What [`publish`] achieved.
@@ -76,51 +88,50 @@ impl PublishOutcome {
     }
 }
 
-/// Puts `entries` to `stream` in order, in rounds:
+/// Puts `entries` to `stream`, with up to `in_flight` calls at once:
 ///
-/// - a round packs the entries not yet accepted into requests (see
-///   [`super::batch`]) and sends them one after the other;
+/// - requests carry the entries [`Lanes`] makes ready: per partition key
+///   the earliest entry not yet accepted, and only while no other entry of
+///   that key is in flight, so per key the order holds (see
+///   [`super::order`]), while different keys go out concurrently;
 /// - only entries whose answer carries an error code, or whose whole call
-///   failed retryably, are sent again: nothing accepted is resent, so an
-///   invocation writes each entry once (unless a call times out after
-///   Kinesis took it: then nobody can know, and the entry is resent);
-/// - per partition key, order is kept across retries by the rule in
-///   [`super::order`];
-/// - between rounds it waits per [`Backoff`] (full jitter), and it stops when
-///   the next wait or call would pass `deadline`, when a call fails for good,
-///   or when an entry fails with an undocumented code.
-///
-/// A call in flight at the deadline is abandoned and its entries count as
-/// not accepted.
+///   failed retryably, are sent again, after a full-jitter wait per key
+///   ([`Backoff`]): nothing accepted is resent, so an invocation writes each
+///   entry once (unless a call times out after Kinesis took it: then nobody
+///   can know, and the entry is resent);
+/// - it stops when the next wait or call would pass `deadline`, when a call
+///   fails for good, or when an entry fails with an undocumented code;
+///   calls in flight then finish (or are abandoned at the deadline: their
+///   entries count as not accepted).
 pub async fn publish<A: PutRecordsApi>(
     api: &A,
     stream: &str,
     entries: &[Entry],
     deadline: Instant,
     backoff: &Backoff,
+    in_flight: usize,
 ) -> PublishOutcome {
     let mut run = Run {
         accepted: vec![false; entries.len()],
         stats: PublishStats::default(),
+        stopped: None,
     };
-    let stopped = run
-        .until_done(api, stream, entries, deadline, backoff)
-        .await
-        .break_value();
+    run.until_done(api, stream, entries, deadline, backoff, in_flight.max(1))
+        .await;
     PublishOutcome {
         accepted: run.accepted,
         stats: run.stats,
-        stopped,
+        stopped: run.stopped,
     }
 }
-
-/// `Break` carries why publishing stopped early.
-type Flow = ControlFlow<Stopped>;
 
 struct Run {
     accepted: Vec<bool>,
     stats: PublishStats,
+    stopped: Option<Stopped>,
 }
+
+type Answer = Option<Result<Vec<EntryResult>, PutError>>;
 
 impl Run {
     async fn until_done<A: PutRecordsApi>(
@@ -130,102 +141,115 @@ impl Run {
         entries: &[Entry],
         deadline: Instant,
         backoff: &Backoff,
-    ) -> Flow {
+        max_in_flight: usize,
+    ) {
+        let mut lanes = Lanes::new(entries, 0..entries.len());
+        let mut calls = FuturesUnordered::new();
         loop {
-            let pending: Vec<usize> = (0..entries.len()).filter(|&i| !self.accepted[i]).collect();
-            if pending.is_empty() {
-                return Continue(());
+            lanes.wake(Instant::now());
+            while self.stopped.is_none() && calls.len() < max_in_flight && lanes.has_ready() {
+                if Instant::now() >= deadline {
+                    self.stop(Stopped::Deadline);
+                    break;
+                }
+                let request = lanes.next_request();
+                let batch: Vec<&Entry> = request.iter().map(|&i| &entries[i]).collect();
+                self.stats.put_calls += 1;
+                calls.push(async move {
+                    let answer: Answer = timeout_at(deadline, api.put_records(stream, &batch))
+                        .await
+                        .ok();
+                    (request, answer)
+                });
+                self.stats.max_in_flight = self.stats.max_in_flight.max(calls.len());
             }
-            let mut round = Round::new(entries, pending);
-            self.round(api, stream, entries, &mut round, deadline)
-                .await?;
-            if !round.had_failures() {
-                continue;
+            if calls.is_empty() {
+                if lanes.is_done() || self.stopped.is_some() {
+                    return;
+                }
+                match lanes.next_wake() {
+                    Some(at) if at < deadline => {
+                        sleep_until(at).await;
+                        continue;
+                    }
+                    _ => {
+                        self.stop(Stopped::Deadline);
+                        return;
+                    }
+                }
             }
-            self.stats.retry_rounds += 1;
-            let wait = backoff.delay(self.stats.retry_rounds, fastrand::f64());
-            if Instant::now() + wait >= deadline {
-                return Break(Stopped::Deadline);
+            let wake = lanes
+                .next_wake()
+                .filter(|_| calls.len() < max_in_flight && self.stopped.is_none());
+            tokio::select! {
+                Some((request, answer)) = calls.next() => {
+                    self.apply(&request, answer, &mut lanes, backoff);
+                }
+                _ = sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => {}
             }
-            tracing::debug!(
-                round = self.stats.retry_rounds,
-                wait_ms = wait.as_millis() as u64,
-                "PutRecords: retrying failed entries"
-            );
-            sleep(wait).await;
         }
     }
 
-    /// Sends every request of one round.
-    async fn round<A: PutRecordsApi>(
-        &mut self,
-        api: &A,
-        stream: &str,
-        entries: &[Entry],
-        round: &mut Round<'_>,
-        deadline: Instant,
-    ) -> Flow {
-        loop {
-            let request = round.next_request();
-            if request.is_empty() {
-                return Continue(());
-            }
-            if Instant::now() >= deadline {
-                return Break(Stopped::Deadline);
-            }
-            let batch: Vec<&Entry> = request.iter().map(|&i| &entries[i]).collect();
-            self.stats.put_calls += 1;
-            if self.stats.retry_rounds > 0 {
-                self.stats.resent += request.len();
-            }
-            let answer = match timeout_at(deadline, api.put_records(stream, &batch)).await {
-                Err(_elapsed) => return Break(Stopped::Deadline),
-                Ok(answer) => answer,
-            };
-            self.apply(&request, answer, round)?;
+    fn stop(&mut self, why: Stopped) {
+        if self.stopped.is_none() {
+            tracing::debug!(?why, "PutRecords: publishing stopped");
+            self.stopped = Some(why);
         }
     }
 
-    /// Records the answer to `request`.
+    /// Records the answer to `request` (`None`: the deadline came first).
     fn apply(
         &mut self,
         request: &[usize],
-        answer: Result<Vec<EntryResult>, PutError>,
-        round: &mut Round<'_>,
-    ) -> Flow {
+        answer: Answer,
+        lanes: &mut Lanes<'_>,
+        backoff: &Backoff,
+    ) {
+        // One jitter draw per answer: the entries that failed together wait
+        // together and go out again in one request, not one each.
+        let unit = fastrand::f64();
+        let retry = |lanes: &mut Lanes<'_>, index: usize, stats: &mut PublishStats| {
+            stats.resent += 1;
+            lanes.failed(index, |failures| {
+                Instant::now() + backoff.delay(failures, unit)
+            });
+        };
         let results = match answer {
-            Ok(results) if results.len() == request.len() => results,
-            Ok(results) => {
-                return Break(Stopped::Fatal(PutError::AnswerMismatch {
+            None => return self.stop(Stopped::Deadline),
+            Some(Ok(results)) if results.len() == request.len() => results,
+            Some(Ok(results)) => {
+                return self.stop(Stopped::Fatal(PutError::AnswerMismatch {
                     sent: request.len(),
                     answered: results.len(),
                 }))
             }
-            Err(error) if is_retryable(&error) => {
+            Some(Err(error)) if is_retryable(&error) => {
                 tracing::debug!(%error, entries = request.len(), "PutRecords call failed, will retry");
-                request.iter().for_each(|&i| round.failed(i));
-                return Continue(());
+                for &index in request {
+                    retry(lanes, index, &mut self.stats);
+                }
+                return;
             }
-            Err(error) => return Break(Stopped::Fatal(error)),
+            Some(Err(error)) => return self.stop(Stopped::Fatal(error)),
         };
-        for &index in request {
-            self.accepted[index] = true;
-        }
         let failed = failed_entries(&results);
-        for failure in &failed {
-            let index = request[failure.position];
-            self.accepted[index] = false;
-            round.failed(index);
+        let mut failures = failed.iter().map(|f| f.position).peekable();
+        for (position, &index) in request.iter().enumerate() {
+            if failures.peek() == Some(&position) {
+                failures.next();
+                continue;
+            }
+            self.accepted[index] = true;
+            lanes.accepted(index);
         }
-        match failed
-            .iter()
-            .find(|failure| !is_retryable_entry_code(failure.code))
-        {
-            Some(failure) => Break(Stopped::UnknownEntryError {
-                code: failure.code.to_owned(),
-                message: failure.message.to_owned(),
-            }),
-            None => Continue(()),
+        for failure in &failed {
+            if !is_retryable_entry_code(failure.code) {
+                self.stop(Stopped::UnknownEntryError {
+                    code: failure.code.to_owned(),
+                    message: failure.message.to_owned(),
+                });
+            }
+            retry(lanes, request[failure.position], &mut self.stats);
         }
     }
 }
@@ -295,7 +319,7 @@ mod tests {
         let keys: Vec<String> = (0..1_001).map(|i| format!("K{i}")).collect();
         let entries = entries(&keys.iter().map(String::as_str).collect::<Vec<_>>());
         let kinesis = InMemoryKinesis::new();
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         assert_eq!(outcome.first_unaccepted(), None);
         assert_eq!(outcome.stats.put_calls, 3);
@@ -307,7 +331,7 @@ mod tests {
     async fn one_busy_key_takes_one_call_per_entry_in_order() {
         let entries = entries(&["A"; 4]);
         let kinesis = InMemoryKinesis::new().recording_requests();
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
         assert_eq!(requests, vec![vec![0], vec![1], vec![2], vec![3]]);
@@ -332,16 +356,15 @@ mod tests {
                         .collect())
                 })
             });
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
         assert_eq!(
             requests,
             vec![vec![0, 2, 3], vec![1, 4], vec![1, 4], vec![5]]
         );
-        // Sent in the retry round: 1 and 4 again, and 5, held back for them.
-        assert_eq!(outcome.stats.resent, 3);
-        assert_eq!(outcome.stats.retry_rounds, 1);
+        // Sent again: 1 and 4 (5 waited for 1 and went once).
+        assert_eq!(outcome.stats.resent, 2);
         // Nothing overtook, nothing was duplicated.
         assert_eq!(indexes(&kinesis.records(STREAM)), vec![0, 2, 3, 1, 4, 5]);
     }
@@ -376,14 +399,28 @@ mod tests {
                         .collect())
                 })
             });
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         let requests: Vec<Vec<usize>> = kinesis.requests().iter().map(|r| indexes(r)).collect();
         let later_x = |i: &usize| !i.is_multiple_of(100) || *i == 0;
         assert_eq!(requests[0], (0..505).filter(later_x).collect::<Vec<_>>());
-        assert_eq!(requests[1], (505..600).collect::<Vec<_>>());
-        let retried: Vec<Vec<usize>> = (0..6).map(|i| vec![i * 100]).collect();
-        assert_eq!(requests[2..], retried[..]);
+        // The second request takes the other keys (and X's first entry again,
+        // if its jittered wait was already over); X's later entries then go
+        // one per request, each after the one before was accepted.
+        let second: Vec<usize> = requests[1].iter().copied().filter(|&i| i != 0).collect();
+        assert_eq!(second, (505..600).collect::<Vec<_>>());
+        let x_requests: Vec<Vec<usize>> = requests[1..]
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .copied()
+                    .filter(|i| i.is_multiple_of(100))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|r| !r.is_empty())
+            .collect();
+        let one_by_one: Vec<Vec<usize>> = (0..6).map(|i| vec![i * 100]).collect();
+        assert_eq!(x_requests, one_by_one);
         assert_once_and_in_key_order(&entries, &kinesis.records(STREAM));
     }
 
@@ -415,7 +452,7 @@ mod tests {
                     })
                     .collect()))
             });
-            let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+            let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
             assert!(outcome.is_complete(), "seed {seed}: {:?}", outcome.stopped);
             assert_once_and_in_key_order(&entries, &kinesis.records(STREAM));
         }
@@ -427,7 +464,7 @@ mod tests {
         let kinesis = InMemoryKinesis::new().with_fault(|call, _| {
             (call == 0).then(|| Err(PutError::Dispatch("connection reset".into())))
         });
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         assert_eq!(outcome.stats.put_calls, 2);
         assert_eq!(kinesis.records(STREAM), entries);
@@ -446,13 +483,13 @@ mod tests {
                 .collect()))
         });
         let deadline = Instant::now() + Duration::from_millis(100);
-        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST, 1).await;
         assert_eq!(outcome.stopped, Some(Stopped::Deadline));
         assert!(Instant::now() < deadline + Duration::from_millis(50));
         assert_eq!(outcome.first_unaccepted(), Some(1));
         assert_eq!(outcome.unaccepted().collect::<Vec<_>>(), vec![1, 2]);
         assert!(outcome.is_accepted(0));
-        assert!(outcome.stats.retry_rounds >= 2);
+        assert!(outcome.stats.resent >= 2);
         assert_eq!(indexes(&kinesis.records(STREAM)), vec![0]);
     }
 
@@ -461,7 +498,7 @@ mod tests {
         let entries = entries(&["A"]);
         let kinesis = InMemoryKinesis::new().with_latency(Duration::from_secs(5));
         let deadline = Instant::now() + Duration::from_millis(50);
-        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, deadline, &FAST, 1).await;
         assert_eq!(outcome.stopped, Some(Stopped::Deadline));
         assert_eq!(outcome.first_unaccepted(), Some(0));
     }
@@ -476,7 +513,7 @@ mod tests {
         };
         let answer = missing.clone();
         let kinesis = InMemoryKinesis::new().with_fault(move |_, _| Some(Err(answer.clone())));
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert_eq!(outcome.stopped, Some(Stopped::Fatal(missing)));
         assert_eq!(outcome.stats.put_calls, 1);
         assert_eq!(outcome.first_unaccepted(), Some(0));
@@ -492,7 +529,7 @@ mod tests {
                 throttled(),
             ]))
         });
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert_eq!(
             outcome.stopped,
             Some(Stopped::UnknownEntryError {
@@ -508,7 +545,7 @@ mod tests {
         let entries = entries(&["A", "B"]);
         let kinesis =
             InMemoryKinesis::new().with_fault(|_, _| Some(Ok(vec![EntryResult::Accepted])));
-        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &entries, soon(), &FAST, 1).await;
         assert_eq!(
             outcome.stopped,
             Some(Stopped::Fatal(PutError::AnswerMismatch {
@@ -522,7 +559,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_to_publish_makes_no_call() {
         let kinesis = InMemoryKinesis::new();
-        let outcome = publish(&kinesis, STREAM, &[], soon(), &FAST).await;
+        let outcome = publish(&kinesis, STREAM, &[], soon(), &FAST, 1).await;
         assert!(outcome.is_complete());
         assert_eq!(kinesis.calls(), 0);
     }

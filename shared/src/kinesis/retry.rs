@@ -1,7 +1,7 @@
 //! Failures of `PutRecords` and what to do about them, in one place:
 //! which entries of an answer failed ([`failed_entries`]), whether a failure
 //! is worth retrying ([`is_retryable`], [`is_retryable_entry_code`]) and how
-//! long to wait before the next round ([`Backoff`]).
+//! long to wait before the next round ([`DEFAULT_BACKOFF`], full jitter).
 
 use std::time::Duration;
 
@@ -113,40 +113,13 @@ pub fn failed_entries(results: &[EntryResult]) -> Vec<FailedEntry<'_>> {
         .collect()
 }
 
-/// Exponential backoff with full jitter: before retry round `n` (1, 2, ...)
-/// wait a uniformly random time in `[0, min(cap, base * 2^(n-1)))`.
-/// "Exponential Backoff And Jitter", AWS Architecture Blog, 2015.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
+pub use crate::backoff::Backoff;
 
-impl Default for Backoff {
-    /// 50 ms doubling up to 2 s: a Kinesis shard's write quota is per
-    /// second, so waits beyond a second or two only burn the deadline.
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(50),
-            cap: Duration::from_secs(2),
-        }
-    }
-}
-
-impl Backoff {
-    /// The upper bound of the wait before retry round `round` (from 1).
-    pub fn ceiling(&self, round: u32) -> Duration {
-        let doublings = round.saturating_sub(1).min(31);
-        self.base
-            .checked_mul(1u32 << doublings)
-            .map_or(self.cap, |d| d.min(self.cap))
-    }
-
-    /// The wait before retry round `round`, given `unit` uniform in `[0, 1)`.
-    pub fn delay(&self, round: u32, unit: f64) -> Duration {
-        self.ceiling(round).mul_f64(unit.clamp(0.0, 1.0))
-    }
-}
+/// 50 ms doubling up to 2 s: a Kinesis shard's write quota is per second
+/// ("1 MB or 1,000 records per second per shard"), so waits beyond a second
+/// or two only burn the deadline.
+pub const DEFAULT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 #[cfg(test)]
 mod tests {
@@ -213,19 +186,5 @@ mod tests {
         assert!(is_retryable_entry_code(PROVISIONED_THROUGHPUT_EXCEEDED));
         assert!(is_retryable_entry_code(INTERNAL_FAILURE));
         assert!(!is_retryable_entry_code("KMSAccessDeniedException"));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_full_jitter() {
-        let backoff = Backoff {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(1_000),
-        };
-        let ceilings: Vec<u128> = (1..=7).map(|n| backoff.ceiling(n).as_millis()).collect();
-        assert_eq!(ceilings, vec![50, 100, 200, 400, 800, 1_000, 1_000]);
-        assert_eq!(backoff.ceiling(u32::MAX), backoff.cap);
-        assert_eq!(backoff.delay(3, 0.0), Duration::ZERO);
-        assert_eq!(backoff.delay(3, 0.5), Duration::from_millis(100));
-        assert!(backoff.delay(3, 0.999_999) < Duration::from_millis(200));
     }
 }

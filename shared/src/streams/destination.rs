@@ -10,43 +10,79 @@ use tokio::time::Instant;
 use super::delivery::Delivery;
 use super::subscription::{Credentials, Destination as Target, Subscription, SubscriptionId};
 
+/// What became of one event sent to a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination took it.
+    Accepted,
+    /// The destination refuses it for good (too large, malformed: 400, 413,
+    /// over the size limit), after a bounded number of tries: it goes to the
+    /// subscription's dead letters with this reason, and the events after it
+    /// are not held.
+    Rejected(String),
+    /// Not delivered yet (the destination is down, throttling, or time ran
+    /// out): it stays behind, in order.
+    Pending,
+}
+
 /// What one [`Destination::send`] achieved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendReport {
-    /// One flag per event sent, in order. Per DSN, the accepted events are
-    /// a prefix of that DSN's events: transports keep per-key order.
-    pub accepted: Vec<bool>,
-    /// Why some events were not accepted (for the subscription's health);
-    /// `None` when all were. Never holds a secret.
+    /// One outcome per event sent, in order. Per DSN, the accepted and
+    /// rejected events come before the pending ones: transports keep
+    /// per-key order.
+    pub outcomes: Vec<Outcome>,
+    /// Why some events are pending (for the subscription's health); `None`
+    /// when none is. Never holds a secret.
     pub error: Option<String>,
 }
 
 impl SendReport {
     pub fn all_accepted(count: usize) -> Self {
         Self {
-            accepted: vec![true; count],
+            outcomes: vec![Outcome::Accepted; count],
             error: None,
         }
     }
 
-    /// Nothing accepted, because of `error`.
+    /// Nothing delivered, because of `error`.
     pub fn refused(count: usize, error: impl ToString) -> Self {
         Self {
-            accepted: vec![false; count],
+            outcomes: vec![Outcome::Pending; count],
             error: Some(error.to_string()),
         }
     }
 
-    /// The first `accepted` events were delivered, the rest not.
+    /// The first `accepted` events were delivered, the rest are pending.
     pub fn prefix(count: usize, accepted: usize, error: Option<String>) -> Self {
         Self {
-            accepted: (0..count).map(|n| n < accepted).collect(),
+            outcomes: (0..count)
+                .map(|n| {
+                    if n < accepted {
+                        Outcome::Accepted
+                    } else {
+                        Outcome::Pending
+                    }
+                })
+                .collect(),
             error: if accepted < count { error } else { None },
         }
     }
 
     pub fn delivered(&self) -> usize {
-        self.accepted.iter().filter(|a| **a).count()
+        self.count(|o| matches!(o, Outcome::Accepted))
+    }
+
+    pub fn rejected(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Rejected(_)))
+    }
+
+    pub fn pending(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Pending))
+    }
+
+    fn count(&self, which: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|o| which(o)).count()
     }
 }
 

@@ -19,49 +19,87 @@ use aws_sdk_kinesis::config::{Credentials as StaticCredentials, SharedCredential
 use tokio::time::Instant;
 
 use super::delivery::Delivery;
-use super::destination::{Destination, DestinationCache, Destinations, SendReport};
+use super::destination::{Destination, DestinationCache, Destinations, Outcome, SendReport};
 use super::secrets::{AccessKeys, SecretStore};
 use super::subscription::{Credentials, Destination as Target, Subscription};
-use crate::kinesis::{publish, Backoff, Entry, Stopped};
+use crate::kinesis::retry::DEFAULT_BACKOFF;
+use crate::kinesis::{publish, Backoff, Entry, PutRecordsApi, Stopped};
 
-/// One customer stream, credentials resolved.
-#[derive(Debug)]
-pub struct KinesisDestination {
-    client: aws_sdk_kinesis::Client,
-    stream_arn: String,
-    backoff: Backoff,
+/// How a customer stream is written to: the retry waits, and how many
+/// `PutRecords` calls are in flight at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KinesisSending {
+    pub backoff: Backoff,
+    pub in_flight: usize,
 }
 
-impl KinesisDestination {
-    pub fn new(client: aws_sdk_kinesis::Client, stream_arn: String, backoff: Backoff) -> Self {
+/// `PutRecords` calls in flight at once per customer stream, by default:
+/// a page of catch-up (thousands of records) goes out in a few round trips
+/// (`docs/benchmarks.md`, "Kinesis at distance"); the customer stream's own
+/// write limits (1,000 records and 1 MB per second per shard) bound the rest.
+pub const DEFAULT_IN_FLIGHT: usize = 16;
+
+impl Default for KinesisSending {
+    fn default() -> Self {
         Self {
-            client,
-            stream_arn,
-            backoff,
+            backoff: DEFAULT_BACKOFF,
+            in_flight: DEFAULT_IN_FLIGHT,
         }
     }
 }
 
-impl Destination for KinesisDestination {
+/// One customer stream, credentials resolved. `A` is the `PutRecords` port:
+/// the SDK client in the functions, an in-memory stream in simulations.
+#[derive(Debug)]
+pub struct KinesisDestination<A = aws_sdk_kinesis::Client> {
+    client: A,
+    stream_arn: String,
+    sending: KinesisSending,
+}
+
+impl<A> KinesisDestination<A> {
+    pub fn new(client: A, stream_arn: String, sending: KinesisSending) -> Self {
+        Self {
+            client,
+            stream_arn,
+            sending,
+        }
+    }
+}
+
+impl<A: PutRecordsApi + Send + Sync> Destination for KinesisDestination<A> {
     async fn send(&self, events: &[&Delivery], deadline: Instant) -> SendReport {
-        let entries: Result<Vec<Entry>, _> = events
-            .iter()
-            .map(|event| Entry::new(event.dsn.clone(), event.payload.clone()))
-            .collect();
-        let entries = match entries {
-            Ok(entries) => entries,
-            Err(error) => return SendReport::refused(events.len(), error),
-        };
+        // A record over the per-record limit can never be put: it is
+        // rejected alone, and its DSN's later events go on.
+        let mut outcomes = vec![Outcome::Pending; events.len()];
+        let mut entries = Vec::with_capacity(events.len());
+        let mut sent = Vec::with_capacity(events.len());
+        for (n, event) in events.iter().enumerate() {
+            match Entry::new(event.dsn.clone(), event.payload.clone()) {
+                Ok(entry) => {
+                    entries.push(entry);
+                    sent.push(n);
+                }
+                Err(error) => outcomes[n] = Outcome::Rejected(error.to_string()),
+            }
+        }
+        let sending = &self.sending;
         let outcome = publish(
             &self.client,
             &self.stream_arn,
             &entries,
             deadline,
-            &self.backoff,
+            &sending.backoff,
+            sending.in_flight,
         )
         .await;
+        for (k, &n) in sent.iter().enumerate() {
+            if outcome.is_accepted(k) {
+                outcomes[n] = Outcome::Accepted;
+            }
+        }
         SendReport {
-            accepted: (0..events.len()).map(|n| outcome.is_accepted(n)).collect(),
+            outcomes,
             error: outcome.stopped.as_ref().map(describe),
         }
     }
@@ -82,17 +120,17 @@ fn describe(stopped: &Stopped) -> String {
 pub struct KinesisDestinations<S> {
     base: SdkConfig,
     secrets: S,
-    backoff: Backoff,
+    sending: KinesisSending,
     cache: DestinationCache<KinesisDestination>,
 }
 
 impl<S: SecretStore> KinesisDestinations<S> {
     /// `base` carries the SDK defaults (and `AWS_ENDPOINT_URL` locally).
-    pub fn new(base: SdkConfig, secrets: S, backoff: Backoff) -> Self {
+    pub fn new(base: SdkConfig, secrets: S, sending: KinesisSending) -> Self {
         Self {
             base,
             secrets,
-            backoff,
+            sending,
             cache: DestinationCache::default(),
         }
     }
@@ -143,7 +181,7 @@ impl<S: SecretStore> KinesisDestinations<S> {
         Ok(KinesisDestination::new(
             aws_sdk_kinesis::Client::from_conf(config),
             stream_arn.to_string(),
-            self.backoff,
+            self.sending,
         ))
     }
 }

@@ -1,36 +1,43 @@
 //! Customer stream subscriptions: which events go to which Kinesis stream or
-//! event hub, with which credentials. See `docs/streams.md`.
+//! event hub, with which credentials, and how they get there. See
+//! `docs/streams.md`.
 //!
-//! - [`subscription`]: the model and its validation (pure);
-//! - `dynamo` (feature `streams`): the `SubscriptionStore` port, its
-//!   DynamoDB adapter and an in-memory adapter;
-//! - `secrets` (feature `streams`): the `SecretStore` port for customer
-//!   credentials, its Secrets Manager adapter, and the secret formats.
+//! The model (pure): [`subscription`] (one concern per file), and for
+//! delivery [`delivery`] (an event ready for any transport), [`cursor`]
+//! (where a subscription that fell behind stands on a shard) and
+//! [`dead_letter`] (an event refused for good).
 //!
-//! Delivery (feature `streams`), the engine of the stream functions:
+//! Ports and adapters (feature `streams`):
 //!
-//! - [`delivery`]: an event ready for any transport, and its stream position;
-//! - `destination`: the port to customer endpoints;
-//! - `parking`: the port to parked events, and an in-memory adapter;
-//!   `parking_dynamo`: its DynamoDB adapter;
-//! - `dispatch`: one DPL batch to every matching subscription, concurrently,
-//!   each within its budget, parking what could not be delivered;
-//! - `redrive`: delivering parked events once the destination accepts again;
-//! - `function`: configuration, requests and answers of the stream functions;
-//! - `kinesis` (features `streams` + `aws`): customer Kinesis streams as
-//!   destinations, with assumed-role or stored-key credentials;
-//! - `eventhubs` (features `streams` + `eventhubs`): customer event hubs as
-//!   destinations, with a stored connection string.
+//! - `store`: stored subscriptions (DynamoDB, in memory);
+//! - `state`: cursors, dead letters and worker leases (DynamoDB, in memory);
+//! - `reader`: the DPL stream read from a position (Kinesis, in memory);
+//! - `queue`: catch-up requests (SQS, in memory);
+//! - `destination`: customer endpoints, `kinesis` (with feature `aws`) and
+//!   `eventhubs` (with feature `eventhubs`); `secrets`: their credentials.
+//!
+//! The engine (feature `streams`): `engine` (ports, configuration,
+//! subscription list, health), `live` (each DPL batch), `catchup` (the
+//! worker that delivers what a subscription missed, and the sweep),
+//! `redrive` (dead letters again), `function` (the stream functions'
+//! configuration and requests), `build` (what the functions and `dplctl`
+//! build it with).
 
+pub mod check;
+pub mod cursor;
+pub mod dead_letter;
 pub mod delivery;
 pub mod subscription;
+pub mod summary;
 
+#[cfg(all(feature = "streams", feature = "aws", feature = "eventhubs"))]
+pub mod build;
+#[cfg(feature = "streams")]
+pub mod catchup;
 #[cfg(feature = "streams")]
 pub mod destination;
 #[cfg(feature = "streams")]
-pub mod dispatch;
-#[cfg(feature = "streams")]
-pub mod dynamo;
+pub mod engine;
 #[cfg(all(feature = "streams", feature = "eventhubs"))]
 pub mod eventhubs;
 #[cfg(feature = "streams")]
@@ -38,15 +45,26 @@ pub mod function;
 #[cfg(all(feature = "streams", feature = "aws"))]
 pub mod kinesis;
 #[cfg(feature = "streams")]
-pub mod parking;
+pub mod live;
 #[cfg(feature = "streams")]
-pub mod parking_dynamo;
+pub mod local;
+#[cfg(feature = "streams")]
+pub mod queue;
+#[cfg(feature = "streams")]
+pub mod reader;
 #[cfg(feature = "streams")]
 pub mod redrive;
 #[cfg(feature = "streams")]
 pub mod secrets;
+#[cfg(feature = "streams")]
+pub mod state;
+#[cfg(feature = "streams")]
+pub mod store;
 
 pub use subscription::{
     Credentials, Destination, Filters, Health, KinesisStreamArn, LastError, Selection, Status,
     Subscription, SubscriptionError, SubscriptionId, SubscriptionSpec, Transport,
 };
+
+#[cfg(all(test, feature = "streams"))]
+pub(crate) mod testing;

@@ -1,69 +1,60 @@
-//! Redrive: delivering a subscription's parked events, oldest first, once
-//! its destination accepts again. Run by the stream functions on a
-//! schedule and by `dplctl streams redrive`.
-//!
-//! Each page of [`REDRIVE_PAGE`] parked events is sent in order; the
-//! accepted ones are removed, and the first failure ends the redrive of
-//! that subscription (what was not accepted stays parked, in order, for
-//! the next run). An event is removed only after its destination accepted
-//! it, so a crash in between delivers it again: at least once.
+//! Redrive: dead letters sent again, once the cause is fixed (a larger
+//! event hub limit, a repaired event), by `dplctl streams redrive` or
+//! `{"redrive": "sub-..."}`. Each is removed only after its destination
+//! accepted it; one refused again stays, with its new reason. Dead letters
+//! arrive after the events that followed them: they held nobody up, so
+//! their DSN's order is already past them.
 
 use tokio::time::{timeout_at, Instant};
 
-use super::delivery::{Delivery, Position};
-use super::destination::{Destination, Destinations};
-use super::dispatch::Dispatcher;
-use super::dynamo::SubscriptionStore;
-use super::parking::ParkingLot;
-use super::subscription::{Subscription, SubscriptionId};
+use super::dead_letter::DeadLetter;
+use super::delivery::Delivery;
+use super::destination::{Destinations, Outcome};
+use super::engine::Engine;
+use super::queue::CatchUpQueue;
+use super::reader::ShardReader;
+use super::state::DeliveryState;
+use super::store::SubscriptionStore;
+use super::subscription::Subscription;
+use crate::position::Position;
 use crate::Timestamp;
 
-/// Parked events read and sent per round: two full `PutRecords` requests,
-/// or a few Event Hubs batches.
-pub const REDRIVE_PAGE: usize = 1_000;
+/// Dead letters read and sent per round.
+pub const REDRIVE_PAGE: usize = 500;
 
 /// What a redrive of one subscription came to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Redriven {
     pub delivered: usize,
-    /// Whether parked events remain (the destination refused, or time ran out).
+    /// Refused again (kept, with the new reason).
+    pub refused: usize,
+    /// Whether dead letters remain.
     pub remaining: bool,
     pub error: Option<String>,
 }
 
-impl<S, P, D> Dispatcher<S, P, D>
+impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
 where
-    S: SubscriptionStore,
-    P: ParkingLot,
+    S: SubscriptionStore + Send + Sync,
+    T: DeliveryState,
     D: Destinations,
+    R: ShardReader,
+    Q: CatchUpQueue,
 {
-    /// Redrives every enabled subscription of this transport that has
-    /// parked events, concurrently, each within its budget.
-    pub async fn redrive_all(
-        &self,
-        deadline: Instant,
-    ) -> Result<Vec<(SubscriptionId, Redriven)>, super::dispatch::DispatchError> {
-        let subscriptions = self.subscriptions().await?;
-        let results = futures_util::future::join_all(subscriptions.iter().map(|s| async {
-            let own_deadline = deadline.min(Instant::now() + self.config().budget);
-            (s.id.clone(), self.redrive(s, own_deadline).await)
-        }))
-        .await;
-        Ok(results)
-    }
-
-    /// Delivers `subscription`'s parked events until none is left, the
-    /// destination refuses, or `deadline` comes.
+    /// Sends `subscription`'s dead letters again, oldest first, until none
+    /// is left that the destination accepts, or `deadline`.
     pub async fn redrive(&self, subscription: &Subscription, deadline: Instant) -> Redriven {
         let mut redriven = Redriven::default();
-        let outcome = self
+        if let Err(error) = self
             .redrive_pages(subscription, deadline, &mut redriven)
-            .await;
-        if let Err(error) = outcome {
+            .await
+        {
             redriven.remaining = true;
             redriven.error = Some(error);
         }
-        self.record_redrive(subscription, &redriven).await;
+        tracing::info!(subscription = %subscription.id, delivered = redriven.delivered,
+            refused = redriven.refused, remaining = redriven.remaining,
+            error = redriven.error.as_deref(), "redrive done");
         redriven
     }
 
@@ -73,58 +64,86 @@ where
         deadline: Instant,
         redriven: &mut Redriven,
     ) -> Result<(), String> {
-        let id = &subscription.id;
+        let (id, state) = (&subscription.id, &self.ports.state);
+        // Dead letters refused again stay first in line: skip past them.
+        let mut seen = 0;
         loop {
-            let page = within(deadline, self.parking().oldest(id, REDRIVE_PAGE))
+            let letters = within(deadline, state.dead_letters(id, seen + REDRIVE_PAGE))
                 .await?
                 .map_err(|e| e.to_string())?;
+            let page: Vec<DeadLetter> = letters.into_iter().skip(seen).collect();
             if page.is_empty() {
                 return Ok(());
             }
-            let destination =
-                within(deadline, self.destinations().destination(subscription)).await??;
-            let events: Vec<&Delivery> = page.iter().collect();
-            let report = within(deadline, destination.send(&events, deadline)).await?;
-            let delivered: Vec<&Position> = page
-                .iter()
-                .zip(&report.accepted)
-                .filter(|(_, accepted)| **accepted)
-                .map(|(delivery, _)| &delivery.position)
-                .collect();
-            if !delivered.is_empty() {
-                within(deadline, self.parking().remove(id, &delivered))
+            seen += page.len();
+            let deliveries = self.redeliverable(&page).await;
+            let sending: Vec<&Delivery> = deliveries.iter().collect();
+            let report = self.send(subscription, &sending, deadline).await;
+            let mut accepted: Vec<&Position> = Vec::new();
+            let mut refused_again: Vec<DeadLetter> = Vec::new();
+            for (delivery, outcome) in deliveries.iter().zip(&report.outcomes) {
+                match outcome {
+                    Outcome::Accepted => accepted.push(&delivery.position),
+                    Outcome::Rejected(reason) => {
+                        refused_again.push(DeadLetter::new(delivery, reason, Timestamp::now()))
+                    }
+                    Outcome::Pending => {}
+                }
+            }
+            if !accepted.is_empty() {
+                within(deadline, state.remove_dead_letters(id, &accepted))
                     .await?
                     .map_err(|e| e.to_string())?;
-                redriven.delivered += delivered.len();
+                redriven.delivered += accepted.len();
+                seen -= accepted.len();
             }
-            if delivered.len() < page.len() {
+            if !refused_again.is_empty() {
+                redriven.refused += refused_again.len();
+                let _ = within(deadline, state.add_dead_letters(id, &refused_again)).await;
+            }
+            if report.pending() > 0 {
                 return Err(report
                     .error
                     .unwrap_or_else(|| "the destination did not take every event".into()));
             }
+            let unreadable = page.len() - deliveries.len();
+            if unreadable > 0 {
+                redriven.remaining = true;
+                redriven.error = Some(format!(
+                    "{unreadable} dead letters kept no payload and are no longer on the DPL stream"
+                ));
+            }
+            redriven.remaining |= redriven.refused > 0;
         }
     }
 
-    async fn record_redrive(&self, subscription: &Subscription, redriven: &Redriven) {
-        let store = self.subscription_store();
-        let id = &subscription.id;
-        let now = Timestamp::now();
-        let health = match &redriven.error {
-            Some(error) => store.record_error(id, now, error).await,
-            None if redriven.delivered > 0 => store.record_success(id, now).await,
-            None => Ok(()),
-        };
-        if let Err(error) = health {
-            tracing::warn!(subscription = %id, %error, "health not recorded");
-        }
-        if redriven.delivered > 0 {
-            let delta = -i64::try_from(redriven.delivered).unwrap_or(i64::MAX);
-            if let Err(error) = store.add_parked(id, delta).await {
-                tracing::warn!(subscription = %id, %error, "parked count not recorded");
+    /// The events of `letters`: the kept payload, or the record read back
+    /// from the DPL stream by position (while it is retained).
+    async fn redeliverable(&self, letters: &[DeadLetter]) -> Vec<Delivery> {
+        let mut deliveries = Vec::with_capacity(letters.len());
+        for letter in letters {
+            match letter.delivery() {
+                Some(delivery) => deliveries.push(delivery),
+                None => match self.read_back(&letter.position).await {
+                    Some(delivery) => deliveries.push(delivery),
+                    None => tracing::warn!(position = %letter.position,
+                        "dead letter without payload is no longer on the DPL stream"),
+                },
             }
         }
-        tracing::info!(subscription = %id, delivered = redriven.delivered,
-            remaining = redriven.remaining, error = redriven.error.as_deref(), "redrive done");
+        deliveries
+    }
+
+    async fn read_back(&self, position: &Position) -> Option<Delivery> {
+        use super::cursor::Resume;
+        let reader = &self.ports.reader;
+        let from = Resume::At(position.sequence().clone());
+        let iterator = reader.iterator(position.shard(), &from).await.ok()?;
+        let page = reader.read(&iterator, 1).await.ok()?;
+        super::live::decode_page(&page)
+            .into_iter()
+            .map(|(_, delivery)| delivery)
+            .find(|delivery| &delivery.position == position)
     }
 }
 
@@ -133,4 +152,53 @@ async fn within<F: std::future::Future>(deadline: Instant, future: F) -> Result<
     timeout_at(deadline, future)
         .await
         .map_err(|_| "the redrive's time budget ran out".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::super::testing::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn dead_letters_are_delivered_after_a_fix_and_kept_while_still_refused() {
+        let sub = subscription(1, "oem1", "picky");
+        let engine = engine(vec![sub.clone()], Duration::from_secs(5));
+        let batch = write(&engine, "oem1", 4, 2);
+        let (first, second) = (batch.events[0].1, batch.events[3].1);
+        let endpoints = &engine.ports().destinations;
+        endpoints.set("picky", Behaviour::Reject(HashSet::from([first, second])));
+        engine.dispatch(&batch.records, soon()).await.unwrap();
+        let state = &engine.ports().state;
+        assert_eq!(state.count_dead_letters(&sub.id).await.unwrap(), 2);
+
+        // Still refused: both stay, with their reason.
+        let again = engine.redrive(&sub, soon()).await;
+        assert_eq!(
+            (again.delivered, again.refused, again.remaining),
+            (0, 2, true)
+        );
+        assert_eq!(state.count_dead_letters(&sub.id).await.unwrap(), 2);
+
+        // One fixed: it is delivered and removed, the other stays.
+        endpoints.set("picky", Behaviour::Reject(HashSet::from([second])));
+        let fixed = engine.redrive(&sub, soon()).await;
+        assert_eq!(
+            (fixed.delivered, fixed.refused, fixed.remaining),
+            (1, 1, true)
+        );
+        let left = state.dead_letters(&sub.id, 10).await.unwrap();
+        assert_eq!(
+            left.iter().map(|l| l.event_id).collect::<Vec<_>>(),
+            [second]
+        );
+        let received: Vec<_> = endpoints
+            .received("picky")
+            .iter()
+            .map(|d| d.event_id)
+            .collect();
+        assert_eq!(received.last(), Some(&first));
+    }
 }

@@ -13,10 +13,10 @@
 use anyhow::Context;
 use aws_config::{Region, SdkConfig};
 use base64::Engine;
-use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
 use dpl::streams::secrets::{
     check_connection_string, secret_name, SecretStore, SecretString, SecretsManager,
 };
+use dpl::streams::store::{DynamoSubscriptions, SubscriptionStore};
 use dpl::streams::{
     Credentials, Destination, Filters, Selection, Subscription, SubscriptionId, SubscriptionSpec,
 };

@@ -6,11 +6,8 @@ use std::time::Duration;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use dpl::export::s3::S3Store;
-use dpl::streams::destination::Destinations;
-use dpl::streams::dispatch::Dispatcher;
-use dpl::streams::dynamo::DynamoSubscriptions;
+use dpl::streams::build::LambdaEngine;
 use dpl::streams::function::{StreamRequest, StreamResponse};
-use dpl::streams::parking_dynamo::DynamoParking;
 use tokio::time::Instant;
 use twin_events::dead_letter::SqsDeadLetters;
 
@@ -45,19 +42,19 @@ impl Invoke<KinesisEventRecord> for EventStore {
     }
 }
 
-/// `stream-kinesis` or `stream-eventhubs`, by destinations.
-pub struct StreamFunction<D> {
-    pub dispatcher: Dispatcher<DynamoSubscriptions, DynamoParking, D>,
+/// `stream-kinesis` or `stream-eventhubs`, by the engine's transport.
+pub struct StreamFunction {
+    pub engine: LambdaEngine,
     pub budget: Duration,
 }
 
-impl<D: Destinations> Invoke<KinesisEventRecord> for StreamFunction<D> {
+impl Invoke<KinesisEventRecord> for StreamFunction {
     async fn invoke(&self, records: &[KinesisEventRecord]) -> anyhow::Result<Vec<String>> {
         let mut event = KinesisEvent::default();
         event.records = records.to_vec();
         let request = StreamRequest::Batch(event);
         match self
-            .dispatcher
+            .engine
             .handle(&request, Instant::now() + self.budget)
             .await?
         {

@@ -19,14 +19,8 @@ use anyhow::{bail, Context};
 use aws_config::SdkConfig;
 use dpl::export::s3::S3Store;
 use dpl::export::Layout;
-use dpl::kinesis::Backoff;
-use dpl::streams::dispatch::Dispatcher;
-use dpl::streams::dynamo::DynamoSubscriptions;
-use dpl::streams::eventhubs::EventHubDestinations;
+use dpl::streams::build::{engine, DestinationSettings};
 use dpl::streams::function::StreamConfig;
-use dpl::streams::kinesis::KinesisDestinations;
-use dpl::streams::parking_dynamo::DynamoParking;
-use dpl::streams::secrets::SecretsManager;
 use dpl::streams::Transport;
 use dpl::{DplRecord, Timestamp};
 use hourly_export::handler::Summary;
@@ -221,7 +215,6 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     let dpl_records = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
 
     // The three functions behind the DPL stream, each with its own mapping.
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store_config = event_store::Config::from_lookup(|n| store_fn.var(n))?;
     let store = S3Store::from_sdk_config(&aws, &store_config.storage.bucket);
     let kinesis_client = || aws_sdk_kinesis::Client::new(&aws);
@@ -239,16 +232,7 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
         "stream-kinesis",
         KinesisStream::open(kinesis_client(), &dpl_arn, &stack.region).await?,
         StreamFunction {
-            dispatcher: Dispatcher::new(
-                DynamoSubscriptions::new(dynamodb.clone(), &kinesis_config.subscriptions_table),
-                DynamoParking::new(dynamodb.clone(), &kinesis_config.parked_events_table),
-                KinesisDestinations::new(
-                    aws.clone(),
-                    SecretsManager::from_sdk_config(&aws),
-                    Backoff::default(),
-                ),
-                kinesis_config.dispatch,
-            ),
+            engine: engine(&kinesis_config, &aws, &DestinationSettings::default()),
             budget: budget(kinesis_fn, kinesis_config.deadline_margin),
         },
         Settings::from_template(kinesis_fn.event_source("Kinesis")?),
@@ -258,21 +242,15 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     // Not in the template: the local endpoint stands in for Azure, as
     // EVENTHUBS_ENDPOINT_URL does for the function in local runs.
     let hubs_config = StreamConfig::from_lookup(Transport::EventHubs, |n| hubs_fn.var(n))?;
-    let endpoint = format!("http://{}", customers.hubs.addr());
+    let hubs_settings = DestinationSettings {
+        eventhubs_endpoint_url: Some(format!("http://{}", customers.hubs.addr())),
+        concurrency: hubs_config.concurrency,
+    };
     let mut hubs_mapping = Mapping::new(
         "stream-eventhubs",
         KinesisStream::open(kinesis_client(), &dpl_arn, &stack.region).await?,
         StreamFunction {
-            dispatcher: Dispatcher::new(
-                DynamoSubscriptions::new(dynamodb.clone(), &hubs_config.subscriptions_table),
-                DynamoParking::new(dynamodb.clone(), &hubs_config.parked_events_table),
-                EventHubDestinations::new(
-                    SecretsManager::from_sdk_config(&aws),
-                    Some(endpoint),
-                    dpl::eventhubs::retry::Backoff::default(),
-                ),
-                hubs_config.dispatch,
-            ),
+            engine: engine(&hubs_config, &aws, &hubs_settings),
             budget: budget(hubs_fn, hubs_config.deadline_margin),
         },
         Settings::from_template(hubs_fn.event_source("Kinesis")?),

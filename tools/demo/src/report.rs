@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use base64::Engine;
 use dpl::export::ObjectStore;
-use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
-use dpl::EventType;
+use dpl::streams::state::{DeliveryState, DynamoState};
+use dpl::streams::store::{DynamoSubscriptions, SubscriptionStore};
+use dpl::streams::summary::DeliverySummary;
+use dpl::{EventType, Timestamp};
 
 use crate::customers::{self, customer_kinesis, role_arn};
 use crate::pipeline::Outcome;
@@ -126,6 +128,10 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
         &outcome.aws,
         &stack.resource("SubscriptionsTable")?.reference,
     );
+    let state = DynamoState::new(
+        aws_sdk_dynamodb::Client::new(&outcome.aws),
+        &stack.resource("DeliveryStateTable")?.reference,
+    );
     let c = &outcome.customers;
     let client = customer_kinesis(&outcome.aws, &role_arn()).await?;
     let records = customers::read_stream(&client, &c.stream_name).await?;
@@ -167,14 +173,18 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
             .await?
             .map(|s| s.health)
             .unwrap_or_default();
+        let cursors = state.cursors_of(&subscription.id).await?;
+        let delivery =
+            DeliverySummary::new(&cursors, state.count_dead_letters(&subscription.id).await?);
         writeln!(
             out,
-            "  {} OEM {} {:?}\n    -> {target}: {total} delivered ({}); parked {}, last error: {}",
+            "  {} OEM {} {:?}\n    -> {target}: {total} delivered ({}); {}, {} dead letters, last error: {}",
             subscription.id,
             subscription.oem_id,
             subscription.name,
             by_type(counts),
-            health.parked,
+            delivery.line(Timestamp::now()),
+            delivery.dead_letters,
             health.last_error.map_or("none".to_owned(), |e| e.message),
         )?;
     }
@@ -252,7 +262,7 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
         out,
         "\n== Where next\n  \
          - docs/twin-table.md: the twin items the simulator wrote, and which change makes which event\n  \
-         - docs/streams.md, docs/eventhubs.md: subscriptions, filters, delivery, parking and redrive\n  \
+         - docs/streams.md, docs/eventhubs.md: subscriptions, filters, delivery, catch-up and dead letters\n  \
          - docs/export.md, docs/csv-format.md: staging, the hourly export and its CSV columns\n  \
          - make emulator: a moto server that stays up, for `cargo lambda invoke` on events/*/\n  \
          - scripts/with-moto.sh cargo run -p demo -- --devices 200 --hours 3 --seed 7: a bigger fleet\n  \

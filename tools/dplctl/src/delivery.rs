@@ -1,26 +1,25 @@
 //! `dplctl streams test` and `dplctl streams redrive`: the delivery engine
 //! of the stream functions (`dpl::streams`), run from the operator's shell
-//! with the operator's credentials.
+//! with the operator's credentials, its destinations built by the same
+//! function as theirs (`dpl::streams::build`).
 
 use std::time::Duration;
 
 use anyhow::bail;
 use aws_config::SdkConfig;
 use dpl::examples::seed_record;
-use dpl::streams::delivery::{Delivery, Position};
+use dpl::position::Position;
+use dpl::streams::build::{destinations as build, AnyDestinations, DestinationSettings};
+use dpl::streams::delivery::Delivery;
 use dpl::streams::destination::{Destination, Destinations};
-use dpl::streams::dispatch::{DispatchConfig, Dispatcher};
-use dpl::streams::dynamo::DynamoSubscriptions;
-use dpl::streams::eventhubs::{EventHubDestinations, ENDPOINT_URL_VAR};
-use dpl::streams::kinesis::KinesisDestinations;
-use dpl::streams::parking_dynamo::DynamoParking;
-use dpl::streams::secrets::SecretsManager;
+use dpl::streams::engine::{Engine, EngineConfig, Ports};
+use dpl::streams::queue::InMemoryQueue;
+use dpl::streams::reader::KinesisReader;
+use dpl::streams::state::DynamoState;
+use dpl::streams::store::DynamoSubscriptions;
 use dpl::streams::subscription::{Subscription, Transport};
-use dpl::EventType;
+use dpl::{EventType, Timestamp};
 use tokio::time::Instant;
-
-/// Where the parked events table comes from when `--parked-table` is not given.
-pub const PARKED_TABLE_VAR: &str = "PARKED_EVENTS_TABLE";
 
 /// How long `test` waits for the destination.
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,39 +27,20 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one `redrive` may run.
 const REDRIVE_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub(crate) fn event_hubs(aws: &SdkConfig) -> EventHubDestinations<SecretsManager> {
-    let endpoint = std::env::var(ENDPOINT_URL_VAR)
+/// The destinations of `transport`, as the stream functions build them
+/// (`EVENTHUBS_ENDPOINT_URL` and `DESTINATION_CONCURRENCY` as they read them).
+pub(crate) fn destinations(aws: &SdkConfig, transport: Transport) -> AnyDestinations {
+    let concurrency = std::env::var(dpl::streams::function::CONCURRENCY_VAR)
         .ok()
-        .filter(|v| !v.is_empty());
-    EventHubDestinations::new(
-        SecretsManager::from_sdk_config(aws),
-        endpoint,
-        Default::default(),
-    )
-}
-
-pub(crate) fn kinesis(aws: &SdkConfig) -> KinesisDestinations<SecretsManager> {
-    KinesisDestinations::new(
-        aws.clone(),
-        SecretsManager::from_sdk_config(aws),
-        Default::default(),
-    )
+        .and_then(|v| v.trim().parse().ok());
+    build(transport, aws, &DestinationSettings::from_env(concurrency))
 }
 
 /// Sends one sample event (the seed's datapoint, moved to the
 /// subscription's OEM) to the subscription's destination, whatever its
 /// filters and status, and says exactly what failed.
 pub async fn test(aws: &SdkConfig, subscription: &Subscription) -> anyhow::Result<()> {
-    match subscription.transport() {
-        Transport::Kinesis => test_with(&kinesis(aws), subscription).await,
-        Transport::EventHubs => test_with(&event_hubs(aws), subscription).await,
-    }
-}
-
-async fn test_with(
-    destinations: &impl Destinations,
-    subscription: &Subscription,
-) -> anyhow::Result<()> {
+    let destinations = destinations(aws, subscription.transport());
     let record = seed_record(
         EventType::Datapoint,
         &subscription.oem_id,
@@ -69,7 +49,11 @@ async fn test_with(
         "dplctl_test",
         0,
     );
-    let delivery = Delivery::new(Position::new("dplctl-test", "0")?, &record);
+    let delivery = Delivery::new(
+        Position::new("dplctl-test", "0")?,
+        Timestamp::now(),
+        &record,
+    );
     let destination = match destinations.destination(subscription).await {
         Ok(destination) => destination,
         Err(error) => bail!("{}: cannot reach the destination: {error}", subscription.id),
@@ -93,48 +77,47 @@ async fn test_with(
             "{}: the test event was not delivered to {}: {}",
             subscription.id,
             subscription.destination.target(),
-            error.unwrap_or_else(|| "no answer".into())
+            error.unwrap_or_else(|| "refused for good".into())
         ),
     }
 }
 
-/// Delivers the subscription's parked events, oldest first.
-pub async fn redrive(
-    aws: &SdkConfig,
-    store: DynamoSubscriptions,
-    parked_table: &str,
-    subscription: &Subscription,
-) -> anyhow::Result<()> {
-    let parking = DynamoParking::new(aws_sdk_dynamodb::Client::new(aws), parked_table);
-    let config = DispatchConfig::new(subscription.transport());
-    match subscription.transport() {
-        Transport::Kinesis => {
-            redrive_with(
-                Dispatcher::new(store, parking, kinesis(aws), config),
-                subscription,
-            )
-            .await
-        }
-        Transport::EventHubs => {
-            let dispatcher = Dispatcher::new(store, parking, event_hubs(aws), config);
-            redrive_with(dispatcher, subscription).await
-        }
-    }
+/// Where `redrive` reads and writes.
+pub struct Tables {
+    pub store: DynamoSubscriptions,
+    pub state_table: String,
+    /// The DPL stream (name or ARN), for dead letters without a payload;
+    /// empty when not given.
+    pub dpl_stream: String,
 }
 
-async fn redrive_with<D: Destinations>(
-    dispatcher: Dispatcher<DynamoSubscriptions, DynamoParking, D>,
+/// Sends the subscription's dead letters again.
+pub async fn redrive(
+    aws: &SdkConfig,
+    tables: Tables,
     subscription: &Subscription,
 ) -> anyhow::Result<()> {
-    let redriven = dispatcher
+    let engine = Engine::new(
+        Ports {
+            subscriptions: tables.store,
+            state: DynamoState::new(aws_sdk_dynamodb::Client::new(aws), tables.state_table),
+            destinations: destinations(aws, subscription.transport()),
+            reader: KinesisReader::new(aws_sdk_kinesis::Client::new(aws), tables.dpl_stream),
+            // A redrive asks for no catch-up.
+            queue: InMemoryQueue::new(),
+        },
+        EngineConfig::new(subscription.transport()),
+    );
+    let redriven = engine
         .redrive(subscription, Instant::now() + REDRIVE_TIMEOUT)
         .await;
     println!(
-        "{}: {} parked events delivered{}",
+        "{}: {} dead letters delivered, {} refused again{}",
         subscription.id,
         redriven.delivered,
+        redriven.refused,
         if redriven.remaining {
-            "; some remain parked"
+            "; some remain"
         } else {
             "; none left"
         }

@@ -22,8 +22,9 @@ use dpl::export::merge::Merge;
 use dpl::export::run::{reduce_fan_in, DEFAULT_MAX_FAN_IN};
 use dpl::export::staging::gzip_reader;
 use dpl::export::{Layout, ObjectStore};
-use dpl::streams::delivery::{Delivery, Position};
-use dpl::streams::destination::{Destination, Destinations};
+use dpl::position::Position;
+use dpl::streams::delivery::Delivery;
+use dpl::streams::destination::{Destination, Destinations, Outcome};
 use dpl::streams::subscription::{Status, Subscription};
 use dpl::{EventType, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -108,10 +109,14 @@ async fn flush<D: Destination>(
         .await;
     let delivered = report.delivered();
     if delivered < chunk.len() {
-        let first = &chunk[report.accepted.iter().position(|a| !a).unwrap_or(0)];
+        let first = report
+            .outcomes
+            .iter()
+            .position(|o| *o != Outcome::Accepted)
+            .map_or(&chunk[0], |n| &chunk[n]);
         bail!(
             "replay stopped: {} events sent before; of the next {}, {delivered} were accepted \
-             (first refused: event {} of {}): {}",
+             (first not accepted: event {} of {}): {}",
             *sent,
             chunk.len(),
             first.event_id,
@@ -183,7 +188,7 @@ pub async fn replay<S: ObjectStore, D: Destinations>(
                 .or_default() += 1;
             if let Some(destination) = &destination {
                 let position = Position::new("replay", &replayed.read.to_string())?;
-                chunk.push(Delivery::new(position, &record));
+                chunk.push(Delivery::new(position, Timestamp::now(), &record));
                 if chunk.len() == REPLAY_CHUNK {
                     flush(destination.as_ref(), &mut chunk, &mut sent).await?;
                 }
@@ -251,35 +256,18 @@ pub async fn run(
     hours: &[Timestamp],
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    use dpl::streams::subscription::Transport;
     let store = dpl::export::s3::S3Store::from_sdk_config(aws, bucket);
     let work_dir = std::env::temp_dir();
-    let replayed = match subscription.transport() {
-        Transport::Kinesis => {
-            let destinations = crate::delivery::kinesis(aws);
-            replay(
-                &store,
-                &destinations,
-                subscription,
-                hours,
-                dry_run,
-                &work_dir,
-            )
-            .await
-        }
-        Transport::EventHubs => {
-            let destinations = crate::delivery::event_hubs(aws);
-            replay(
-                &store,
-                &destinations,
-                subscription,
-                hours,
-                dry_run,
-                &work_dir,
-            )
-            .await
-        }
-    }?;
+    let destinations = crate::delivery::destinations(aws, subscription.transport());
+    let replayed = replay(
+        &store,
+        &destinations,
+        subscription,
+        hours,
+        dry_run,
+        &work_dir,
+    )
+    .await?;
     print!("{}", summary_text(subscription, hours, &replayed, dry_run));
     Ok(())
 }

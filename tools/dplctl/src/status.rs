@@ -1,5 +1,6 @@
-//! `dplctl status`: the health of every stream subscription (state, last
-//! delivery, lag, parked events, last error) and what the export wrote per
+//! `dplctl status`: the health of every stream subscription (state, live or
+//! behind and for how long, last delivery, dead letters, last error) and
+//! what the export wrote per
 //! hour (files, rows, bytes), read from the manifests
 //! (`manifests/{oem}/{type}/{YYYY-MM-DD-HH}.json`, `docs/export.md`).
 //!
@@ -15,12 +16,14 @@ use dpl::csv::export_name;
 use dpl::export::keys::HourLabel;
 use dpl::export::s3::S3Store;
 use dpl::export::{Layout, Manifest};
-use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
+use dpl::streams::state::DynamoState;
+use dpl::streams::store::{DynamoSubscriptions, SubscriptionStore};
 use dpl::streams::subscription::Subscription;
+use dpl::streams::summary::DeliverySummary;
 use dpl::{EventType, Timestamp};
 use serde::Serialize;
 
-use crate::streams::{table_name, TABLE_VAR};
+use crate::streams::{state_table_name, table_name, STATE_TABLE_VAR, TABLE_VAR};
 
 /// Per-attempt limit of one DynamoDB or S3 call.
 const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -38,6 +41,10 @@ pub struct StatusArgs {
     /// DynamoDB table of the subscriptions (default: $SUBSCRIPTIONS_TABLE).
     #[arg(long)]
     pub table: Option<String>,
+    /// DynamoDB table of the delivery state: cursors and dead letters
+    /// (default: $DELIVERY_STATE_TABLE).
+    #[arg(long)]
+    pub state_table: Option<String>,
     /// The export bucket (default: $BUCKET).
     #[arg(long)]
     pub bucket: Option<String>,
@@ -60,10 +67,16 @@ pub struct SubscriptionStatus {
     pub oem_id: String,
     pub name: String,
     pub state: String,
-    pub last_delivery: Option<String>,
-    /// Now minus the last successful delivery, in seconds; `None` if never.
+    /// `live`, or `behind on N shards for ...`.
+    pub delivery: String,
+    /// Shards where the subscription is behind (catching up).
+    pub behind_shards: usize,
+    /// How long the oldest event not yet delivered has waited, in seconds;
+    /// `None` when the subscription is live on every shard.
     pub lag_seconds: Option<i64>,
-    pub parked: u64,
+    pub last_delivery: Option<String>,
+    /// Events its destination refused for good, kept for a redrive.
+    pub dead_letters: u64,
     pub last_error_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -94,19 +107,23 @@ struct Report {
     exports: Vec<HourStatus>,
 }
 
-/// The health of `subscription` at `now`.
-pub fn subscription_status(subscription: &Subscription, now: Timestamp) -> SubscriptionStatus {
+/// The health of `subscription` at `now`, given its delivery state.
+pub fn subscription_status(
+    subscription: &Subscription,
+    delivery: &DeliverySummary,
+    now: Timestamp,
+) -> SubscriptionStatus {
     let health = &subscription.health;
     SubscriptionStatus {
         id: subscription.id.to_string(),
         oem_id: subscription.oem_id.clone(),
         name: subscription.name.clone(),
         state: subscription.status.to_string(),
+        delivery: delivery.line(now),
+        behind_shards: delivery.behind_shards,
+        lag_seconds: delivery.lag_seconds(now),
         last_delivery: health.last_success.map(|t| t.iso_seconds().to_string()),
-        lag_seconds: health
-            .last_success
-            .map(|t| (now.millis() - t.millis()).max(0) / 1000),
-        parked: health.parked,
+        dead_letters: delivery.dead_letters,
         last_error_at: health
             .last_error
             .as_ref()
@@ -159,22 +176,6 @@ pub fn summarize(hours: &[Timestamp], manifests: &[Manifest]) -> Vec<HourStatus>
         .collect()
 }
 
-/// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
-pub fn duration_text(seconds: i64) -> String {
-    let (d, h, m, s) = (
-        seconds / 86_400,
-        seconds / 3600 % 24,
-        seconds / 60 % 60,
-        seconds % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
 /// Rows padded to their widest cell, two spaces apart.
 pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0; N];
@@ -211,9 +212,9 @@ pub fn subscriptions_table(statuses: &[SubscriptionStatus]) -> String {
         "OEM",
         "NAME",
         "STATE",
+        "DELIVERY",
         "LAST DELIVERY",
-        "LAG",
-        "PARKED",
+        "DEAD LETTERS",
         "LAST ERROR",
     ]
     .map(str::to_owned);
@@ -224,9 +225,9 @@ pub fn subscriptions_table(statuses: &[SubscriptionStatus]) -> String {
                 s.oem_id.clone(),
                 s.name.clone(),
                 s.state.clone(),
+                s.delivery.clone(),
                 s.last_delivery.clone().unwrap_or_else(|| "never".into()),
-                s.lag_seconds.map_or_else(|| "-".into(), duration_text),
-                s.parked.to_string(),
+                s.dead_letters.to_string(),
                 match (&s.last_error_at, &s.last_error) {
                     (Some(at), Some(message)) => format!("{at} {}", short(message)),
                     _ => "none".into(),
@@ -325,6 +326,7 @@ async fn manifests_since(
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let table = table_name(args.table, std::env::var(TABLE_VAR).ok())?;
+    let state_table = state_table_name(args.state_table, std::env::var(STATE_TABLE_VAR).ok())?;
     let bucket = args
         .bucket
         .or_else(|| std::env::var(dpl::export::config::BUCKET_VAR).ok())
@@ -333,9 +335,16 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let hours = recent_hours(now, args.hours)?;
     let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
-    let subscriptions = DynamoSubscriptions::from_sdk_config(&aws, table)
+    let listing = DynamoSubscriptions::from_sdk_config(&aws, table)
         .list(args.oem.as_deref())
         .await?;
+    crate::streams::warn_corrupt(&listing);
+    let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&aws), state_table);
+    let mut statuses = Vec::new();
+    for subscription in &listing.subscriptions {
+        let delivery = crate::streams::delivery_summary(&state, &subscription.id).await?;
+        statuses.push(subscription_status(subscription, &delivery, now));
+    }
     let store = S3Store::from_sdk_config(&aws, bucket);
     let layout = Layout::default();
     let oems = match &args.oem {
@@ -349,10 +358,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     }
     let report = Report {
         now: now.iso_seconds().to_string(),
-        subscriptions: subscriptions
-            .iter()
-            .map(|s| subscription_status(s, now))
-            .collect(),
+        subscriptions: statuses,
         exports: summarize(&hours, &manifests),
     };
     if args.json {
@@ -470,18 +476,24 @@ mod tests {
     }
 
     #[test]
-    fn lag_is_now_minus_the_last_success() {
+    fn lag_is_how_long_the_oldest_undelivered_event_waited() {
         let mut s = subscription();
         let now = at("2020-08-28T10:00:00Z");
-        let never = subscription_status(&s, now);
-        assert_eq!((never.last_delivery, never.lag_seconds), (None, None));
+        let live = subscription_status(&s, &DeliverySummary::default(), now);
+        assert_eq!((live.last_delivery, live.lag_seconds), (None, None));
+        assert_eq!(live.delivery, "live");
         s.health.last_success = Some(at("2020-08-28T09:55:30Z"));
-        s.health.parked = 4;
         s.health.last_error = Some(LastError {
             at: at("2020-08-28T09:59:00Z"),
             message: "throttled\nagain".into(),
         });
-        let status = subscription_status(&s, now);
+        let behind = DeliverySummary {
+            behind_shards: 1,
+            behind_since: Some(at("2020-08-28T09:55:30Z")),
+            dead_letters: 4,
+            ..DeliverySummary::default()
+        };
+        let status = subscription_status(&s, &behind, now);
         assert_eq!(status.lag_seconds, Some(270));
         assert_eq!(
             status.last_delivery.as_deref(),
@@ -489,25 +501,12 @@ mod tests {
         );
         let table = subscriptions_table(&[status]);
         let row = table.lines().nth(1).unwrap();
-        assert!(row.contains("4m 30s"), "{row}");
+        assert!(row.contains("behind on 1 shard for 4m 30s"), "{row}");
+        assert!(row.contains("  4  "), "dead letters: {row}");
         assert!(
             row.contains("2020-08-28T09:59:00Z throttled again"),
             "{row}"
         );
         assert!(row.contains("enabled"), "{row}");
-    }
-
-    #[test]
-    fn durations_read_at_a_glance() {
-        let cases = [
-            (0, "0s"),
-            (59, "59s"),
-            (61, "1m 1s"),
-            (3600 + 120, "1h 2m"),
-            (3 * 86_400 + 4 * 3600 + 5, "3d 4h"),
-        ];
-        for (seconds, text) in cases {
-            assert_eq!(duration_text(seconds), text);
-        }
     }
 }

@@ -11,19 +11,30 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
+use dpl::streams::cursor::{Cursor, CursorState};
+use dpl::streams::dead_letter::DeadLetter;
 use dpl::streams::secrets::{
     check_connection_string, secret_name, AccessKeys, SecretStore, SecretString, SecretsManager,
     MAX_SECRET_BYTES,
 };
+use dpl::streams::state::{DeliveryState, DynamoState};
+use dpl::streams::store::{DynamoSubscriptions, Listing, SubscriptionStore};
 use dpl::streams::subscription::{
     Credentials, Destination, Filters, Selection, Status, Subscription, SubscriptionId,
     SubscriptionSpec, Transport,
 };
+use dpl::streams::summary::{duration_text, DeliverySummary};
 use dpl::Timestamp;
 
 /// Where the table name comes from when `--table` is not given.
 pub const TABLE_VAR: &str = "SUBSCRIPTIONS_TABLE";
+
+/// Where the delivery state table comes from when `--state-table` is not
+/// given (the stream functions' variable of the same name).
+pub const STATE_TABLE_VAR: &str = dpl::streams::function::DELIVERY_STATE_TABLE_VAR;
+
+/// Dead letters `show` lists (the count is always exact).
+const SHOWN_DEAD_LETTERS: usize = 10;
 
 /// Per-attempt limit of one DynamoDB or Secrets Manager call.
 const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -33,6 +44,11 @@ pub struct StreamsArgs {
     /// DynamoDB table of the subscriptions (default: $SUBSCRIPTIONS_TABLE).
     #[arg(long, global = true)]
     pub table: Option<String>,
+    /// DynamoDB table of the delivery state: cursors of subscriptions behind,
+    /// dead letters (default: $DELIVERY_STATE_TABLE). `list` shows delivery
+    /// columns only with it; `show`, `redrive` and `delete` need it.
+    #[arg(long, global = true)]
+    pub state_table: Option<String>,
     #[command(subcommand)]
     pub command: StreamsCommand,
 }
@@ -42,7 +58,8 @@ pub enum StreamsCommand {
     /// Create a subscription (enabled unless --disabled), storing its
     /// secret, if any, in Secrets Manager.
     Create(Box<CreateArgs>),
-    /// List subscriptions: id, OEM, name, transport, status, parked, last success.
+    /// List subscriptions: id, OEM, name, transport, status, delivery (live or
+    /// behind, with --state-table), dead letters, last success.
     List {
         /// Only this OEM's subscriptions.
         #[arg(long)]
@@ -65,13 +82,16 @@ pub enum StreamsCommand {
     /// subscription's OEM) to the destination, whatever the filters and
     /// status, and report exactly what failed.
     Test { id: String },
-    /// Deliver the subscription's parked events now, oldest first (the
-    /// stream functions also do it on their redrive schedule).
+    /// Send the subscription's dead letters (events its destination refused
+    /// for good) again, after a fix; each is removed once accepted. Events
+    /// missed during an outage need no redrive: the stream functions catch
+    /// up by themselves.
     Redrive {
         id: String,
-        /// DynamoDB table of the parked events (default: $PARKED_EVENTS_TABLE).
+        /// The DPL stream, to read back dead letters whose payload was too
+        /// large to keep (default: $DPL_STREAM_NAME).
         #[arg(long)]
-        parked_table: Option<String>,
+        dpl_stream: Option<String>,
     },
     /// Send the subscription's events of past hours again, from the stored
     /// events (staging objects of its OEM), in event-time order, through
@@ -95,7 +115,8 @@ pub enum StreamsCommand {
         #[arg(long)]
         bucket: Option<String>,
     },
-    /// Delete a subscription and its secret, at once and for good.
+    /// Delete a subscription, its secret, its cursors and its dead letters,
+    /// at once and for good.
     Delete {
         id: String,
         /// Confirm the deletion.
@@ -166,43 +187,102 @@ pub(crate) fn table_name(flag: Option<String>, env: Option<String>) -> anyhow::R
         .with_context(|| format!("no subscriptions table: pass --table or set {TABLE_VAR}"))
 }
 
+/// The delivery state table: `--state-table`, else `$DELIVERY_STATE_TABLE`.
+pub(crate) fn state_table_name(
+    flag: Option<String>,
+    env: Option<String>,
+) -> anyhow::Result<String> {
+    flag.or(env)
+        .filter(|t| !t.trim().is_empty())
+        .with_context(|| {
+            format!("no delivery state table: pass --state-table or set {STATE_TABLE_VAR}")
+        })
+}
+
+/// Names, on stderr, every subscription item that does not decode: the
+/// others are still listed.
+pub(crate) fn warn_corrupt(listing: &Listing) {
+    for corrupt in &listing.corrupt {
+        eprintln!("warning: {corrupt} (left out)");
+    }
+}
+
+/// A subscription's delivery state, read from the state table.
+pub(crate) async fn delivery_summary(
+    state: &impl DeliveryState,
+    id: &SubscriptionId,
+) -> anyhow::Result<DeliverySummary> {
+    let cursors = state.cursors_of(id).await?;
+    let dead_letters = state.count_dead_letters(id).await?;
+    Ok(DeliverySummary::new(&cursors, dead_letters))
+}
+
 struct Clients {
     store: DynamoSubscriptions,
     secrets: SecretsManager,
+    /// `None` without a delivery state table.
+    state: Option<DynamoState>,
 }
 
-async fn clients(table: String) -> Clients {
+async fn clients(table: String, state_table: Option<String>) -> Clients {
     let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
     Clients {
         store: DynamoSubscriptions::from_sdk_config(&aws, table),
         secrets: SecretsManager::from_sdk_config(&aws),
+        state: state_table.map(|t| DynamoState::new(aws_sdk_dynamodb::Client::new(&aws), t)),
+    }
+}
+
+impl Clients {
+    fn state(&self) -> anyhow::Result<&DynamoState> {
+        self.state.as_ref().with_context(|| {
+            format!("no delivery state table: pass --state-table or set {STATE_TABLE_VAR}")
+        })
     }
 }
 
 pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
     let table = table_name(args.table, std::env::var(TABLE_VAR).ok())?;
+    let state_table = state_table_name(args.state_table, std::env::var(STATE_TABLE_VAR).ok()).ok();
     match args.command {
         StreamsCommand::Create(create_args) => {
             // Everything is checked, the secret read included, before any call.
             let plan = plan(*create_args, SubscriptionId::generate(), Timestamp::now())?;
-            let clients = clients(table).await;
+            let clients = clients(table, state_table).await;
             create(&clients, plan).await
         }
         StreamsCommand::List { oem, json } => {
-            let clients = clients(table).await;
-            let subscriptions = clients.store.list(oem.as_deref()).await?;
+            let clients = clients(table, state_table).await;
+            let listing = clients.store.list(oem.as_deref()).await?;
+            warn_corrupt(&listing);
+            let subscriptions = listing.subscriptions;
             if json {
                 println!("{}", serde_json::to_string_pretty(&subscriptions)?);
-            } else {
-                print!("{}", table_text(&subscriptions));
+                return Ok(());
             }
+            let mut deliveries = Vec::new();
+            if let Some(state) = &clients.state {
+                for subscription in &subscriptions {
+                    deliveries.push(delivery_summary(state, &subscription.id).await?);
+                }
+            }
+            print!(
+                "{}",
+                table_text(&subscriptions, &deliveries, Timestamp::now())
+            );
             Ok(())
         }
         StreamsCommand::Show { id, json } => {
             let id = parse_id(&id)?;
-            let clients = clients(table).await;
+            let clients = clients(table, state_table).await;
             let subscription = get(&clients.store, &id).await?;
-            print_subscription(&subscription, json)
+            let state = clients.state()?;
+            let delivery = Delivery {
+                cursors: state.cursors_of(&id).await?,
+                dead_letters: state.dead_letters(&id, SHOWN_DEAD_LETTERS).await?,
+                dead_letter_count: state.count_dead_letters(&id).await?,
+            };
+            print_subscription(&subscription, &delivery, json)
         }
         StreamsCommand::Test { id } => {
             let id = parse_id(&id)?;
@@ -210,18 +290,23 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
             let store = DynamoSubscriptions::from_sdk_config(&aws, table);
             crate::delivery::test(&aws, &get(&store, &id).await?).await
         }
-        StreamsCommand::Redrive { id, parked_table } => {
-            let parked_table = parked_table
-                .or_else(|| std::env::var(crate::delivery::PARKED_TABLE_VAR).ok())
-                .filter(|t| !t.is_empty())
-                .context(
-                    "no parked events table: pass --parked-table or set PARKED_EVENTS_TABLE",
-                )?;
+        StreamsCommand::Redrive { id, dpl_stream } => {
+            let state_table = state_table.with_context(|| {
+                format!("no delivery state table: pass --state-table or set {STATE_TABLE_VAR}")
+            })?;
+            let dpl_stream = dpl_stream
+                .or_else(|| std::env::var(dpl::streams::function::DPL_STREAM_VAR).ok())
+                .unwrap_or_default();
             let id = parse_id(&id)?;
             let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
             let store = DynamoSubscriptions::from_sdk_config(&aws, table);
             let subscription = get(&store, &id).await?;
-            crate::delivery::redrive(&aws, store, &parked_table, &subscription).await
+            let tables = crate::delivery::Tables {
+                store,
+                state_table,
+                dpl_stream,
+            };
+            crate::delivery::redrive(&aws, tables, &subscription).await
         }
         StreamsCommand::Replay {
             subscription,
@@ -245,7 +330,8 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
         StreamsCommand::Disable { id } => set_status(table, &id, Status::Disabled).await,
         StreamsCommand::Delete { id, yes } => {
             let id = parse_id(&id)?;
-            let clients = clients(table).await;
+            let clients = clients(table, state_table).await;
+            clients.state()?;
             let subscription = get(&clients.store, &id).await?;
             if !yes {
                 bail!(
@@ -275,7 +361,7 @@ async fn get(store: &impl SubscriptionStore, id: &SubscriptionId) -> anyhow::Res
 
 async fn set_status(table: String, id: &str, status: Status) -> anyhow::Result<()> {
     let id = parse_id(id)?;
-    let clients = clients(table).await;
+    let clients = clients(table, None).await;
     clients.store.set_status(&id, status).await?;
     println!("{id} {status}");
     Ok(())
@@ -448,12 +534,25 @@ async fn create(clients: &Clients, plan: Plan) -> anyhow::Result<()> {
     } else {
         eprintln!("created {} (disabled)", subscription.id);
     }
-    print_subscription(&subscription, json)
+    // A new subscription is live everywhere, with no dead letters.
+    let delivery = Delivery {
+        cursors: Vec::new(),
+        dead_letters: Vec::new(),
+        dead_letter_count: 0,
+    };
+    print_subscription(&subscription, &delivery, json)
 }
 
 async fn delete(clients: &Clients, subscription: &Subscription) -> anyhow::Result<()> {
     let id = &subscription.id;
     clients.store.delete(id).await?;
+    // Its delivery state goes too: a later subscription never inherits it.
+    let forgotten = clients.state()?.forget(id).await.with_context(|| {
+        format!("subscription {id} deleted, but not its cursors and dead letters")
+    })?;
+    if forgotten > 0 {
+        println!("removed {id}'s {forgotten} cursors and dead letters");
+    }
     if let Some(secret) = subscription.credentials.secret_id() {
         match clients.secrets.delete(secret).await {
             Ok(()) | Err(dpl::streams::secrets::SecretError::NotFound(_)) => {}
@@ -470,11 +569,28 @@ async fn delete(clients: &Clients, subscription: &Subscription) -> anyhow::Resul
     Ok(())
 }
 
-fn print_subscription(subscription: &Subscription, json: bool) -> anyhow::Result<()> {
+/// A subscription's delivery state, as `show` prints it.
+struct Delivery {
+    cursors: Vec<Cursor>,
+    /// The oldest [`SHOWN_DEAD_LETTERS`].
+    dead_letters: Vec<DeadLetter>,
+    dead_letter_count: u64,
+}
+
+fn print_subscription(
+    subscription: &Subscription,
+    delivery: &Delivery,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(subscription)?);
+        let mut value = serde_json::to_value(subscription)?;
+        value["delivery"] = serde_json::to_value(DeliverySummary::new(
+            &delivery.cursors,
+            delivery.dead_letter_count,
+        ))?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{}", show_text(subscription));
+        print!("{}", show_text(subscription, delivery, Timestamp::now()));
     }
     Ok(())
 }
@@ -483,8 +599,9 @@ fn time(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "never".to_owned(), |t| t.iso_seconds().to_string())
 }
 
-/// `show`: every field, secrets by id.
-fn show_text(s: &Subscription) -> String {
+/// `show`: every field, secrets by id, and the delivery state: each shard
+/// the subscription is behind on, and its dead letters.
+fn show_text(s: &Subscription, delivery: &Delivery, now: Timestamp) -> String {
     let mut lines: Vec<(&str, String)> = vec![
         ("id", s.id.to_string()),
         ("oem", s.oem_id.clone()),
@@ -531,38 +648,82 @@ fn show_text(s: &Subscription) -> String {
                 None => "none".to_owned(),
             },
         ),
-        ("parked", s.health.parked.to_string()),
     ]);
-    lines
+    let summary = DeliverySummary::new(&delivery.cursors, delivery.dead_letter_count);
+    lines.push(("delivery", summary.line(now)));
+    let mut text: String = lines
         .into_iter()
         .map(|(label, value)| {
             let line = format!("{:<13} {value}", format!("{label}:"));
             format!("{}\n", line.trim_end())
         })
-        .collect()
+        .collect();
+    for cursor in &delivery.cursors {
+        let waited = duration_text((now.millis() - cursor.since.millis()).max(0) / 1_000);
+        let what = match cursor.state {
+            CursorState::Behind => format!(
+                "catching up {}, oldest event waiting {waited}{}",
+                cursor.bound,
+                cursor
+                    .behind_ms
+                    .map(|ms| format!(
+                        ", last read {} behind the tip",
+                        duration_text((ms / 1_000) as i64)
+                    ))
+                    .unwrap_or_default()
+            ),
+            CursorState::HandedBack => format!("handed back to the live path {}", cursor.bound),
+        };
+        text.push_str(&format!("  {}: {what}\n", cursor.shard));
+    }
+    text.push_str(&format!("dead letters: {}\n", delivery.dead_letter_count));
+    for letter in &delivery.dead_letters {
+        text.push_str(&format!(
+            "  {} {} {} DSN {} at {}: {}\n",
+            letter.position,
+            letter.event_type,
+            letter.event_id,
+            letter.dsn,
+            letter.at.iso_seconds(),
+            letter.reason
+        ));
+    }
+    if delivery.dead_letter_count > delivery.dead_letters.len() as u64 {
+        text.push_str("  ...\n");
+    }
+    text
 }
 
-/// `list`: one row per subscription, columns padded to their widest cell.
-fn table_text(subscriptions: &[Subscription]) -> String {
+/// `list`: one row per subscription, columns padded to their widest cell;
+/// `deliveries` (one per subscription, or none without a state table) fill
+/// the delivery columns.
+fn table_text(
+    subscriptions: &[Subscription],
+    deliveries: &[DeliverySummary],
+    now: Timestamp,
+) -> String {
     let header = [
         "ID",
         "OEM",
         "NAME",
         "TRANSPORT",
         "STATUS",
-        "PARKED",
+        "DELIVERY",
+        "DEAD LETTERS",
         "LAST SUCCESS",
     ]
     .map(str::to_owned);
-    let rows: Vec<[String; 7]> = std::iter::once(header)
-        .chain(subscriptions.iter().map(|s| {
+    let rows: Vec<[String; 8]> = std::iter::once(header)
+        .chain(subscriptions.iter().enumerate().map(|(n, s)| {
+            let delivery = deliveries.get(n);
             [
                 s.id.to_string(),
                 s.oem_id.clone(),
                 s.name.clone(),
                 s.transport().to_string(),
                 s.status.to_string(),
-                s.health.parked.to_string(),
+                delivery.map_or_else(|| "-".into(), |d| d.line(now)),
+                delivery.map_or_else(|| "-".into(), |d| d.dead_letters.to_string()),
                 time(s.health.last_success),
             ]
         }))
@@ -718,11 +879,28 @@ mod tests {
         .unwrap();
         let mut long = plan.subscription.clone();
         long.name = "a much longer name".to_owned();
-        let text = table_text(&[plan.subscription, long]);
+        let behind = DeliverySummary {
+            behind_shards: 2,
+            behind_since: Some(Timestamp::from_millis(0).unwrap()),
+            dead_letters: 3,
+            ..DeliverySummary::default()
+        };
+        let now = Timestamp::from_millis(125_000).unwrap();
+        let text = table_text(
+            &[plan.subscription, long],
+            &[DeliverySummary::default(), behind],
+            now,
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let column = |line: &str| line.find("kinesis").unwrap();
         assert_eq!(column(lines[1]), column(lines[2]));
         assert_eq!(lines[0].find("TRANSPORT").unwrap(), column(lines[1]));
+        assert!(lines[1].contains("  live  "), "{}", lines[1]);
+        assert!(
+            lines[2].contains("behind on 2 shards for 2m 5s  3  "),
+            "{}",
+            lines[2]
+        );
     }
 }

@@ -9,12 +9,16 @@ use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
 use dpl::export::{BatchRange, Layout, Manifest, Partition};
-use dpl::streams::delivery::{Delivery, Position};
+use dpl::position::{Position, SequenceNumber};
+use dpl::streams::cursor::Cursor;
+use dpl::streams::dead_letter::DeadLetter;
+use dpl::streams::delivery::Delivery;
+use dpl::streams::state::{DeliveryState, DynamoState};
 use dpl::{DplRecord, EventType, Timestamp};
 use serde_json::Value;
 
 mod common;
-use common::{create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
+use common::{create_state_table, create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -109,13 +113,15 @@ fn manifest(oem: &str, event_type: &str, hour: Timestamp, rows: u64, bytes: u64)
 
 #[tokio::test(flavor = "current_thread")]
 async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
-    use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore};
+    use dpl::streams::store::{DynamoSubscriptions, SubscriptionStore};
 
     let aws = sdk().await;
     let n = nanos();
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("status-{n}");
+    let state_table = format!("status-state-{n}");
     create_table(&dynamo, &table).await;
+    create_state_table(&dynamo, &state_table).await;
     let bucket = format!("status-{n}");
     let s3 = s3(&aws);
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -123,7 +129,7 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
     let (oem_a, oem_b) = (format!("a{n}"), format!("b{n}"));
     let healthy = create_subscription(&table, &oem_a, "healthy", &[]);
     let failing = create_subscription(&table, &oem_b, "failing", &["--disabled"]);
-    let store = DynamoSubscriptions::new(dynamo, &table);
+    let store = DynamoSubscriptions::new(dynamo.clone(), &table);
     let now = Timestamp::now();
     let five_min_ago = Timestamp::from_millis(now.millis() - 300_000).unwrap();
     store
@@ -135,7 +141,32 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
         .record_error(&failing_id, five_min_ago, "AccessDenied: not allowed")
         .await
         .unwrap();
-    store.add_parked(&failing_id, 7).await.unwrap();
+    // The failing one is behind on a shard since five minutes, with dead
+    // letters: its delivery state, read from the state table.
+    let state = DynamoState::new(dynamo, &state_table);
+    let seq = SequenceNumber::parse("7").unwrap();
+    let cursor = Cursor::behind(
+        failing_id.clone(),
+        "shardId-000000000000",
+        &seq,
+        five_min_ago,
+        &seq,
+        now,
+    );
+    state.create(&cursor).await.unwrap();
+    for n in 0..7u64 {
+        let record =
+            dpl::examples::seed_record(EventType::Location, &oem_b, "m", "AC000W000000009", "p", n);
+        let delivery = Delivery::new(
+            Position::new("shardId-000000000000", &n.to_string()).unwrap(),
+            now,
+            &record,
+        );
+        state
+            .add_dead_letters(&failing_id, &[DeadLetter::new(&delivery, "413", now)])
+            .await
+            .unwrap();
+    }
 
     // Manifests: the last two ended hours, and one 30 hours ago.
     let hour =
@@ -163,7 +194,16 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
     }
 
     let report = json(&[
-        "status", "--table", &table, "--bucket", &bucket, "--hours", "3", "--json",
+        "status",
+        "--table",
+        &table,
+        "--state-table",
+        &state_table,
+        "--bucket",
+        &bucket,
+        "--hours",
+        "3",
+        "--json",
     ]);
     let subscriptions = report["subscriptions"].as_array().unwrap();
     assert_eq!(subscriptions.len(), 2, "{report:#}");
@@ -175,14 +215,20 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
     };
     let a = by_id(&healthy);
     assert_eq!(a["state"], "enabled");
-    let lag = a["lag_seconds"].as_i64().unwrap();
-    assert!((300..400).contains(&lag), "{a}");
-    assert_eq!(a["parked"], 0);
+    assert_eq!(
+        (&a["delivery"], &a["lag_seconds"]),
+        (&Value::from("live"), &Value::Null)
+    );
+    assert!(a["last_delivery"].is_string(), "{a}");
+    assert_eq!(a["dead_letters"], 0);
     assert_eq!(a["last_error"], Value::Null);
     let b = by_id(&failing);
     assert_eq!(b["state"], "disabled");
     assert_eq!(b["last_delivery"], Value::Null);
-    assert_eq!(b["parked"], 7);
+    assert_eq!(b["behind_shards"], 1);
+    let lag = b["lag_seconds"].as_i64().unwrap();
+    assert!((300..400).contains(&lag), "{b}");
+    assert_eq!(b["dead_letters"], 7);
     assert_eq!(b["last_error"], "AccessDenied: not allowed");
 
     let exports = report["exports"].as_array().unwrap();
@@ -209,10 +255,20 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
 
     // One OEM, as a table.
     let text = ok(&[
-        "status", "--table", &table, "--bucket", &bucket, "--hours", "2", "--oem", &oem_a,
+        "status",
+        "--table",
+        &table,
+        "--state-table",
+        &state_table,
+        "--bucket",
+        &bucket,
+        "--hours",
+        "2",
+        "--oem",
+        &oem_b,
     ]);
     assert!(
-        text.contains(&healthy) && !text.contains(&failing),
+        text.contains(&failing) && !text.contains(&healthy),
         "{text}"
     );
     let hour_line = text
@@ -220,10 +276,13 @@ async fn status_shows_subscription_health_and_manifest_counts_per_hour() {
         .find(|l| l.starts_with(&name(1)))
         .unwrap_or_else(|| panic!("{text}"));
     let cells: Vec<&str> = hour_line.split_whitespace().collect();
-    assert_eq!(cells, [name(1).as_str(), "2", "12", "1100"], "{text}");
-    assert!(text.contains("LAG") && text.contains("5m "), "{text}");
+    assert_eq!(cells, [name(1).as_str(), "1", "5", "500"], "{text}");
+    assert!(
+        text.contains("DELIVERY") && text.contains("behind on 1 shard for 5m "),
+        "{text}"
+    );
 
-    let run = dplctl(&["status", "--table", &table]);
+    let run = dplctl(&["status", "--table", &table, "--state-table", &state_table]);
     assert!(!run.ok && run.stderr.contains("pass --bucket or set BUCKET"));
 }
 
@@ -403,7 +462,7 @@ async fn replay_sends_exactly_the_matching_staged_events_in_order() {
     let records = stream_records(&aws, &stream).await;
     let want: Vec<Vec<u8>> = expected
         .iter()
-        .map(|r| Delivery::new(Position::new("t", "1").unwrap(), r).payload)
+        .map(|r| Delivery::new(Position::new("t", "1").unwrap(), Timestamp::now(), r).payload)
         .collect();
     assert_eq!(records.len(), want.len());
     assert!(

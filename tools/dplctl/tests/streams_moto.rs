@@ -9,10 +9,16 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use dpl::position::{Position, SequenceNumber};
+use dpl::streams::cursor::Cursor;
+use dpl::streams::dead_letter::DeadLetter;
+use dpl::streams::delivery::Delivery;
+use dpl::streams::state::{DeliveryState, DynamoState};
+use dpl::Timestamp;
 use serde_json::Value;
 
 mod common;
-use common::{create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
+use common::{create_state_table, create_table, kinesis_eu, nanos, sdk, stream_records, ROLE_ARN};
 
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzTOPSECRETzz";
 const SAS_KEY: &str = "c2FzLWtleS10aGF0LW11c3QtbmV2ZXItYmUtcHJpbnRlZA==";
@@ -40,6 +46,7 @@ struct Run {
 /// Runs the binary, collecting every output to check for secrets at the end.
 struct Cli {
     table: String,
+    state_table: String,
     outputs: Vec<String>,
 }
 
@@ -49,6 +56,7 @@ impl Cli {
             .arg("streams")
             .args(args)
             .env("SUBSCRIPTIONS_TABLE", &self.table)
+            .env("DELIVERY_STATE_TABLE", &self.state_table)
             .env("RUST_BACKTRACE", "0")
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -123,9 +131,12 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let nanos = nanos();
     let table = format!("subscriptions-{}-{nanos}", std::process::id());
+    let state_table = format!("state-{}-{nanos}", std::process::id());
     create_table(&dynamo, &table).await;
+    create_state_table(&dynamo, &state_table).await;
     let mut cli = Cli {
         table: table.clone(),
+        state_table: state_table.clone(),
         outputs: Vec::new(),
     };
     let oem = format!("oem{nanos}");
@@ -279,7 +290,8 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
         format!("secret:       {kinesis_secret} (value not shown)"),
         "event types:  datapoint,datapointack".to_owned(),
         "properties:   hum,temp".to_owned(),
-        "parked:       0".to_owned(),
+        "delivery:     live".to_owned(),
+        "dead letters: 0".to_owned(),
     ] {
         assert!(shown.contains(&expected), "{expected:?} not in\n{shown}");
     }
@@ -442,7 +454,53 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
     assert!(stderr.contains("was deleted again"), "{stderr}");
     assert_eq!(secret_names(&secrets).await, before);
 
-    // delete: needs --yes, removes item and secret.
+    // A subscription behind on a shard, with a dead letter: `show` says so,
+    // `list` too.
+    let state = DynamoState::new(dynamo.clone(), &state_table);
+    let sub_id: dpl::streams::SubscriptionId = kinesis_id.parse().unwrap();
+    let seq = SequenceNumber::parse("42").unwrap();
+    let since = Timestamp::from_millis(Timestamp::now().millis() - 90_000).unwrap();
+    let cursor = Cursor::behind(
+        sub_id.clone(),
+        "shardId-000000000000",
+        &seq,
+        since,
+        &seq,
+        since,
+    );
+    state.create(&cursor).await.unwrap();
+    let record = dpl::examples::seed_record(
+        dpl::EventType::Location,
+        &oem,
+        "m",
+        "AC000W000000009",
+        "p",
+        1,
+    );
+    let delivery = Delivery::new(
+        Position::new("shardId-000000000000", "41").unwrap(),
+        since,
+        &record,
+    );
+    let letter = DeadLetter::new(&delivery, "413 Request Entity Too Large", since);
+    state.add_dead_letters(&sub_id, &[letter]).await.unwrap();
+    let shown = cli.ok(&["show", &kinesis_id], None);
+    for expected in [
+        "delivery:     behind on 1 shard for 1m 3",
+        "  shardId-000000000000: catching up at 42, oldest event waiting 1m 3",
+        "dead letters: 1",
+        "413 Request Entity Too Large",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in\n{shown}");
+    }
+    let listed = cli.ok(&["list", "--oem", &oem], None);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(kinesis_id.as_str()))
+        .unwrap();
+    assert!(row.contains("behind on 1 shard for 1m 3"), "{row}");
+
+    // delete: needs --yes, removes item, secret, cursors and dead letters.
     let stderr = cli.fails(&["delete", &kinesis_id], None);
     assert!(
         stderr.contains("pass --yes") && stderr.contains(&kinesis_secret),
@@ -453,6 +511,9 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
         deleted.contains(&format!("deleted {kinesis_id} and its secret")),
         "{deleted}"
     );
+    assert!(deleted.contains("2 cursors and dead letters"), "{deleted}");
+    assert!(state.cursors_of(&sub_id).await.unwrap().is_empty());
+    assert_eq!(state.count_dead_letters(&sub_id).await.unwrap(), 0);
     let stderr = cli.fails(&["show", &kinesis_id], None);
     assert!(stderr.contains("does not exist"), "{stderr}");
     let gone = secrets
@@ -488,15 +549,14 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
 }
 
 /// The DynamoDB adapter's health updates, which the CLI does not make:
-/// they set only their own attributes, keep the later time, count parked
-/// events atomically, and never create an item.
+/// they set only their own attributes, keep the later time, and never
+/// create an item.
 #[tokio::test(flavor = "current_thread")]
 async fn health_updates_never_clobber_configuration() {
-    use dpl::streams::dynamo::{DynamoSubscriptions, SubscriptionStore, SubscriptionStoreError};
+    use dpl::streams::store::{DynamoSubscriptions, SubscriptionStore, SubscriptionStoreError};
     use dpl::streams::{
         Credentials, Destination, Filters, Status, Subscription, SubscriptionId, SubscriptionSpec,
     };
-    use dpl::Timestamp;
 
     let aws = sdk().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
@@ -537,8 +597,6 @@ async fn health_updates_never_clobber_configuration() {
         .await
         .unwrap();
     store.record_error(id, at(5_500), "older").await.unwrap();
-    assert_eq!(store.add_parked(id, 10).await.unwrap(), 10);
-    assert_eq!(store.add_parked(id, -4).await.unwrap(), 6);
     store.set_status(id, Status::Disabled).await.unwrap();
 
     let stored = store.get(id).await.unwrap().unwrap();
@@ -548,7 +606,6 @@ async fn health_updates_never_clobber_configuration() {
         (last_error.at, last_error.message.as_str()),
         (at(6_000), "throttled")
     );
-    assert_eq!(stored.health.parked, 6);
     assert_eq!(stored.status, Status::Disabled);
     let mut configuration = stored.clone();
     configuration.health = subscription.health.clone();
@@ -559,33 +616,24 @@ async fn health_updates_never_clobber_configuration() {
     let gone = Err(SubscriptionStoreError::NotFound(id.clone()));
     assert_eq!(store.record_success(id, at(9_000)).await, gone);
     assert_eq!(store.record_error(id, at(9_000), "x").await, gone);
-    assert_eq!(store.add_parked(id, 1).await.map(|_| ()), gone);
     assert_eq!(store.set_status(id, Status::Enabled).await, gone);
     assert_eq!(store.delete(id).await, gone);
     assert_eq!(store.get(id).await.unwrap(), None);
     assert!(
-        store.list(None).await.unwrap().is_empty(),
+        store.list(None).await.unwrap().subscriptions.is_empty(),
         "health recreated the item"
     );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
-    use dpl::streams::delivery::{Delivery, Position};
-    use dpl::streams::parking::ParkingLot;
-    use dpl::streams::parking_dynamo::{
-        create_table as create_keyed_table, DynamoParking, PARKED_TABLE_KEYS,
-    };
-
     let aws = sdk().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let nanos = nanos();
     let table = format!("subscriptions-td-{nanos}");
-    let parked = format!("parked-td-{nanos}");
+    let state_table = format!("state-td-{nanos}");
     create_table(&dynamo, &table).await;
-    create_keyed_table(&dynamo, &parked, &PARKED_TABLE_KEYS)
-        .await
-        .unwrap();
+    create_state_table(&dynamo, &state_table).await;
     let stream = format!("customer-{nanos}");
     kinesis_eu(&aws)
         .create_stream()
@@ -596,6 +644,7 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
         .unwrap();
     let mut cli = Cli {
         table,
+        state_table: state_table.clone(),
         outputs: Vec::new(),
     };
     let create = |cli: &mut Cli, stream: &str| {
@@ -631,7 +680,7 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
     let err = cli.fails(&["test", &missing], None);
     assert!(err.contains("ResourceNotFound"), "{err}");
 
-    let parking = DynamoParking::new(dynamo.clone(), &parked);
+    let state = DynamoState::new(dynamo.clone(), &state_table);
     let deliveries: Vec<Delivery> = (0..3)
         .map(|n| {
             let record = dpl::examples::seed_record(
@@ -644,18 +693,22 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
             );
             Delivery::new(
                 Position::new("shardId-000000000000", &(100 + n).to_string()).unwrap(),
+                Timestamp::now(),
                 &record,
             )
         })
         .collect();
+    // Three events the stream refused for good (say, while its owner had
+    // a policy refusing them), redriven after the fix.
     let sub_id = id.parse().unwrap();
-    parking
-        .park(&sub_id, &deliveries.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
-    let out = cli.ok(&["redrive", &id, "--parked-table", &parked], None);
+    let letters: Vec<DeadLetter> = deliveries
+        .iter()
+        .map(|d| DeadLetter::new(d, "refused", Timestamp::now()))
+        .collect();
+    state.add_dead_letters(&sub_id, &letters).await.unwrap();
+    let out = cli.ok(&["redrive", &id], None);
     assert!(
-        out.contains("3 parked events delivered; none left"),
+        out.contains("3 dead letters delivered, 0 refused again; none left"),
         "{out}"
     );
     let records = stream_records(&aws, &stream).await;
@@ -667,5 +720,5 @@ async fn test_and_redrive_reach_the_customer_stream_or_say_why_not() {
             .map(|d| d.payload.clone())
             .collect::<Vec<_>>()[..]
     );
-    assert!(!parking.has_parked(&sub_id).await.unwrap());
+    assert_eq!(state.count_dead_letters(&sub_id).await.unwrap(), 0);
 }

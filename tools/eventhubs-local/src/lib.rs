@@ -9,6 +9,7 @@
 //! | check                                                         | answer |
 //! |---------------------------------------------------------------|--------|
 //! | faults on cue ([`Fault`]; [`LocalEventHubs::go_down`]: 503 until [`LocalEventHubs::come_back`]) | 503 ServerBusy / 503 / 500 / 401 / 403 |
+//! | (after every check below) a batch holding an event refused on cue ([`LocalEventHubs::refuse_event`]) | its status, e.g. 413 |
 //! | method `POST`                                                 | 405    |
 //! | path `/{namespace}/{hub}/messages` of a known hub             | 404    |
 //! | query `api-version=2014-01`                                   | 400    |
@@ -166,6 +167,9 @@ struct State {
     down: Mutex<bool>,
     messages: Mutex<Vec<ReceivedMessage>>,
     answers: Mutex<Vec<u16>>,
+    /// Event ids (`event_id` user property) refused with a status whenever
+    /// a batch holds them: an event the hub cannot take.
+    refused_events: Mutex<Vec<(String, StatusCode)>>,
     sink: Option<Sink>,
 }
 
@@ -234,6 +238,18 @@ impl LocalEventHubs {
 
     pub fn come_back(&self) {
         *lock(&self.state.down) = false;
+    }
+
+    /// Every batch holding the event `event_id` answers `status` (413: too
+    /// large for the hub; 400: malformed), until [`accept_event`](Self::accept_event).
+    pub fn refuse_event(&self, event_id: &str, status: u16) {
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        lock(&self.state.refused_events).push((event_id.to_owned(), status));
+    }
+
+    /// Takes the event `event_id` again.
+    pub fn accept_event(&self, event_id: &str) {
+        lock(&self.state.refused_events).retain(|(id, _)| id != event_id);
     }
 
     /// Accepted messages of all hubs, in order of acceptance.
@@ -317,6 +333,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
     }
     match check(state, request).await {
         Ok(messages) => {
+            if let Some((id, status)) = refused_event(state, &messages) {
+                return answer(state, status, &format!("The event {id} cannot be taken."));
+            }
             for message in &messages {
                 if let Some(sink) = &state.sink {
                     sink(message);
@@ -327,6 +346,15 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         }
         Err((status, detail)) => answer(state, status, &detail),
     }
+}
+
+/// The first refused event a batch holds, if any.
+fn refused_event(state: &State, messages: &[ReceivedMessage]) -> Option<(String, StatusCode)> {
+    let refused = lock(&state.refused_events);
+    messages.iter().find_map(|m| {
+        let id = m.user_properties.get("event_id")?.as_str()?;
+        refused.iter().find(|(r, _)| r == id).cloned()
+    })
 }
 
 type Refusal = (StatusCode, String);

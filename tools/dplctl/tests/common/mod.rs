@@ -30,9 +30,22 @@ pub fn nanos() -> u128 {
 
 /// The subscriptions table, as `template.yaml` declares it.
 pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
-    dpl::streams::parking_dynamo::create_table(dynamo, table, &[dpl::streams::dynamo::attr::ID])
+    dpl::streams::state::dynamo::create_table(dynamo, table, &[dpl::streams::store::attr::ID])
         .await
         .unwrap();
+}
+
+/// The delivery state table (cursors, dead letters), as `template.yaml`
+/// declares it.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn create_state_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) {
+    dpl::streams::state::dynamo::create_table(
+        dynamo,
+        table,
+        &dpl::streams::state::item::TABLE_KEYS,
+    )
+    .await
+    .unwrap();
 }
 
 /// A Kinesis client in eu-west-1, the customer streams' region.

@@ -1,0 +1,752 @@
+//! Catch-up: delivering, from the DPL stream itself, what subscriptions
+//! missed while their destination was down, throttling or slow.
+//!
+//! One worker per shard and transport ([`Engine::catch_up`]), under a lease,
+//! serves every subscription that is behind on that shard: each follows
+//! the shard from its own cursor, concurrently, all reads paced together
+//! ([`ReadPacer`]) to what the shard's shared read limits leave (5 calls and
+//! 2 MB per second for all readers, three event source mappings among them).
+//! A subscription whose destination does not accept keeps its page and tries
+//! again after a full-jitter wait (up to 30 s), reading nothing meanwhile;
+//! the others go on. Pages are delivered with the destination's concurrency,
+//! so catching up runs at the destination's full speed.
+//!
+//! When a subscription has delivered everything up to the shard's tip, and
+//! everything the live path skipped, it hands back (`super::cursor`). A
+//! worker stops at the end of its invocation's time and asks for a
+//! successor; the sweep ([`Engine::sweep`], on a schedule) asks for a worker
+//! for every shard with a subscription behind, in case one was lost.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::cursor::{Bound, Cursor, CursorState};
+use super::delivery::Delivery;
+use super::destination::{Destinations, Outcome};
+use super::engine::{CatchUpConfig, Engine, EngineError};
+use super::live::decode_page;
+use super::queue::CatchUpQueue;
+use super::reader::{Page, ReadError, ShardReader, MAX_RECORDS_PER_READ};
+use super::state::{Cas, DeliveryState};
+use super::store::SubscriptionStore;
+use super::subscription::{Subscription, SubscriptionId};
+use crate::Timestamp;
+
+/// Records per read never go below this, whatever the record size.
+const MIN_RECORDS_PER_READ: usize = 100;
+
+/// Paces the reads of one worker on one shard: at most
+/// [`CatchUpConfig::reads_per_second`] calls and about
+/// [`CatchUpConfig::read_bytes_per_second`] bytes per second, the number of
+/// records per call sized from the records seen so far.
+pub struct ReadPacer {
+    interval: Duration,
+    bytes_per_second: f64,
+    inner: Mutex<Pacing>,
+}
+
+struct Pacing {
+    next_call: Instant,
+    /// Average record size seen, in bytes (starts at 1 KB).
+    average: f64,
+}
+
+impl ReadPacer {
+    pub fn new(config: &CatchUpConfig) -> Self {
+        Self {
+            interval: Duration::from_secs_f64(1.0 / config.reads_per_second.max(0.01)),
+            bytes_per_second: config.read_bytes_per_second.max(1) as f64,
+            inner: Mutex::new(Pacing {
+                next_call: Instant::now(),
+                average: 1_024.0,
+            }),
+        }
+    }
+
+    /// Waits for this call's turn (fair: turns are handed out in order).
+    pub async fn turn(&self) {
+        let slot = {
+            let mut pacing = self.inner.lock().expect("pacer lock");
+            let slot = pacing.next_call.max(Instant::now());
+            pacing.next_call = slot + self.interval;
+            slot
+        };
+        sleep_until(slot).await;
+    }
+
+    /// Records to ask for in one call: one interval's byte budget.
+    pub fn limit(&self) -> usize {
+        let average = self.inner.lock().expect("pacer lock").average;
+        let budget = self.bytes_per_second * self.interval.as_secs_f64();
+        ((budget / average) as usize).clamp(MIN_RECORDS_PER_READ, MAX_RECORDS_PER_READ)
+    }
+
+    /// Learns the record size from `page`, and holds the next calls back if
+    /// it read more than its byte budget.
+    pub fn read(&self, page: &Page) {
+        if page.records.is_empty() {
+            return;
+        }
+        let bytes = page.bytes() as f64;
+        let mut pacing = self.inner.lock().expect("pacer lock");
+        pacing.average = 0.8 * pacing.average + 0.2 * bytes / page.records.len() as f64;
+        let allowed = self.bytes_per_second * self.interval.as_secs_f64();
+        if bytes > allowed {
+            pacing.next_call += Duration::from_secs_f64((bytes - allowed) / self.bytes_per_second);
+        }
+    }
+}
+
+/// What one worker run came to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CatchUpReport {
+    /// Whether this run held the shard's lease (else another worker does).
+    pub leased: bool,
+    pub subscriptions: usize,
+    pub handed_back: usize,
+    pub delivered: usize,
+    pub dead_lettered: usize,
+    /// Subscriptions still behind when the run ended.
+    pub still_behind: usize,
+}
+
+/// How one subscription's catch-up ended.
+#[derive(Debug, Default)]
+struct Followed {
+    delivered: usize,
+    dead_lettered: usize,
+    handed_back: bool,
+}
+
+/// The name of the lease of a shard's worker.
+fn lease_name(engine_transport: &str, shard: &str) -> String {
+    format!("{engine_transport}#{shard}")
+}
+
+impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+where
+    S: SubscriptionStore + Send + Sync,
+    T: DeliveryState,
+    D: Destinations,
+    R: ShardReader,
+    Q: CatchUpQueue,
+{
+    /// Runs the catch-up worker of `shard` until every subscription behind
+    /// there is handed back, or `until`.
+    pub async fn catch_up(
+        &self,
+        shard: &str,
+        until: Instant,
+    ) -> Result<CatchUpReport, EngineError> {
+        let config = self.config.catch_up;
+        let lease = lease_name(self.config.transport.as_str(), shard);
+        let owner = format!("{:016x}", fastrand::u64(..));
+        let mut report = CatchUpReport::default();
+        if !self.renew(&lease, &owner).await {
+            tracing::info!(shard, "another worker holds the shard");
+            return Ok(report);
+        }
+        report.leased = true;
+        let pacer = ReadPacer::new(&config);
+        let stop = AtomicBool::new(false);
+        let mut running = FuturesUnordered::new();
+        let mut following: Vec<SubscriptionId> = Vec::new();
+        loop {
+            for (subscription, cursor) in self.behind_on(shard).await? {
+                if !following.contains(&subscription.id) {
+                    following.push(subscription.id.clone());
+                    report.subscriptions += 1;
+                    running.push(self.follow(subscription, cursor, &pacer, until, &stop));
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            let refresh = (Instant::now() + config.refresh).min(until);
+            loop {
+                tokio::select! {
+                    done = running.next() => match done {
+                        Some((id, followed)) => {
+                            report.delivered += followed.delivered;
+                            report.dead_lettered += followed.dead_lettered;
+                            report.handed_back += usize::from(followed.handed_back);
+                            if !followed.handed_back {
+                                report.still_behind += 1;
+                            }
+                            following.retain(|f| f != &id);
+                        }
+                        None => break,
+                    },
+                    _ = sleep_until(refresh) => break,
+                }
+            }
+            if Instant::now() >= until || !self.renew(&lease, &owner).await {
+                stop.store(true, Ordering::Relaxed);
+                while let Some((_, followed)) = running.next().await {
+                    report.delivered += followed.delivered;
+                    report.dead_lettered += followed.dead_lettered;
+                    report.handed_back += usize::from(followed.handed_back);
+                    report.still_behind += usize::from(!followed.handed_back);
+                }
+                break;
+            }
+        }
+        if let Err(error) = self.ports.state.release(&lease, &owner).await {
+            tracing::warn!(shard, %error, "lease not released; it expires");
+        }
+        if report.still_behind > 0 {
+            if let Err(error) = self.ports.queue.request(shard).await {
+                tracing::warn!(shard, %error, "no successor asked for; the sweep will");
+            }
+        }
+        tracing::info!(
+            shard,
+            subscriptions = report.subscriptions,
+            handed_back = report.handed_back,
+            delivered = report.delivered,
+            dead_lettered = report.dead_lettered,
+            still_behind = report.still_behind,
+            "catch-up run done"
+        );
+        Ok(report)
+    }
+
+    /// Takes or renews the lease; `false` if another worker holds it.
+    async fn renew(&self, lease: &str, owner: &str) -> bool {
+        let now = Timestamp::now();
+        let until =
+            Timestamp::from_millis(now.millis() + self.config.catch_up.lease.as_millis() as i64)
+                .unwrap_or(now);
+        match self.ports.state.lease(lease, owner, until, now).await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(lease, %error, "lease not renewed");
+                false
+            }
+        }
+    }
+
+    /// The enabled subscriptions of this transport that are behind on `shard`.
+    async fn behind_on(&self, shard: &str) -> Result<Vec<(Subscription, Cursor)>, EngineError> {
+        let subscriptions = self.subscriptions().await?;
+        let ids: Vec<&SubscriptionId> = subscriptions.iter().map(|s| &s.id).collect();
+        let cursors = match self.ports.state.cursors(shard, &ids).await {
+            Ok(cursors) => cursors,
+            Err(error) => {
+                tracing::warn!(shard, %error, "cursors not read; trying again at the next refresh");
+                return Ok(Vec::new());
+            }
+        };
+        Ok(subscriptions
+            .iter()
+            .filter_map(|s| {
+                let cursor = cursors.get(&s.id)?;
+                (cursor.state == CursorState::Behind).then(|| (s.clone(), cursor.clone()))
+            })
+            .collect())
+    }
+
+    /// Delivers one subscription's events of the shard from its cursor
+    /// until it hands back, loses its cursor, or `stop` / `until` comes.
+    async fn follow(
+        &self,
+        subscription: Subscription,
+        cursor: Cursor,
+        pacer: &ReadPacer,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> (SubscriptionId, Followed) {
+        let mut run = Follow {
+            subscription,
+            stored: cursor.bound.clone(),
+            cursor,
+            checkpointed: Instant::now(),
+            followed: Followed::default(),
+        };
+        let outcome = run.go(self, pacer, until, stop).await;
+        if let Err(reason) = outcome {
+            tracing::warn!(subscription = %run.subscription.id, shard = %run.cursor.shard, reason,
+                "catch-up of this subscription stopped");
+        }
+        (run.subscription.id.clone(), run.followed)
+    }
+
+    /// The sweep: asks for a worker on every shard where an enabled
+    /// subscription of this transport is behind. Returns those shards.
+    pub async fn sweep(&self) -> Result<Vec<String>, EngineError> {
+        let subscriptions = self.subscriptions().await?;
+        let mut shards: Vec<String> = Vec::new();
+        for subscription in subscriptions.iter() {
+            match self.ports.state.cursors_of(&subscription.id).await {
+                Ok(cursors) => shards.extend(
+                    cursors
+                        .into_iter()
+                        .filter(|c| c.state == CursorState::Behind)
+                        .map(|c| c.shard),
+                ),
+                Err(error) => {
+                    tracing::warn!(subscription = %subscription.id, %error, "cursors not read")
+                }
+            }
+        }
+        shards.sort();
+        shards.dedup();
+        for shard in &shards {
+            if let Err(error) = self.ports.queue.request(shard).await {
+                tracing::warn!(shard, %error, "catch-up not asked for");
+            }
+        }
+        Ok(shards)
+    }
+}
+
+/// One subscription's catch-up in progress.
+struct Follow {
+    subscription: Subscription,
+    /// The cursor as this worker last wrote it (or found it).
+    stored: Bound,
+    /// The cursor as delivered so far (ahead of `stored` between checkpoints).
+    cursor: Cursor,
+    checkpointed: Instant,
+    followed: Followed,
+}
+
+/// The end of the page being delivered.
+struct PageEnd {
+    /// Just after its last record.
+    bound: Bound,
+    /// When the DPL stream took its last record.
+    arrival: Timestamp,
+    /// Whether it ended at the shard's tip (or at the end of a closed shard).
+    at_tip: bool,
+}
+
+impl Follow {
+    async fn go<S, T, D, R, Q>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q>,
+        pacer: &ReadPacer,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> Result<(), String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+    {
+        let config = engine.config.catch_up;
+        let reader = &engine.ports.reader;
+        let mut iterator: Option<String> = None;
+        let mut closed = false;
+        // The page being delivered: what of it is still undelivered, and
+        // where it ends.
+        let mut held: Vec<Delivery> = Vec::new();
+        let mut page: Option<PageEnd> = None;
+        let mut tries = 0u32;
+        loop {
+            if stop.load(Ordering::Relaxed) || Instant::now() >= until {
+                return self.checkpoint(engine, true).await;
+            }
+            if held.is_empty() {
+                // The page is delivered: at the tip, hand back.
+                if let Some(PageEnd { at_tip: true, .. }) = page.take() {
+                    if self.hand_back(engine, closed).await? {
+                        return Ok(());
+                    }
+                    if closed {
+                        return Err("the closed shard's cursor could not be handed back".into());
+                    }
+                }
+                let it = match iterator.take() {
+                    Some(it) => it,
+                    None => reader
+                        .iterator(&self.cursor.shard, &self.cursor.bound.resume())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                };
+                pacer.turn().await;
+                let read = match reader.read(&it, pacer.limit()).await {
+                    Ok(read) => read,
+                    Err(ReadError::ExpiredIterator) => continue,
+                    Err(error) => {
+                        tracing::debug!(%error, "catch-up read failed; reading again");
+                        iterator = Some(it);
+                        tries += 1;
+                        sleep(config.probe.delay(tries, fastrand::f64())).await;
+                        continue;
+                    }
+                };
+                pacer.read(&read);
+                closed = read.next.is_none();
+                iterator = read.next.clone();
+                self.cursor.behind_ms = read.millis_behind;
+                let at_tip = read.at_tip() || closed;
+                let Some(last) = read.records.last() else {
+                    // Kinesis may answer empty pages mid-shard: only an
+                    // empty page at the tip ends the catch-up.
+                    page = at_tip.then(|| PageEnd {
+                        bound: self.cursor.bound.clone(),
+                        arrival: self.cursor.since,
+                        at_tip,
+                    });
+                    continue;
+                };
+                page = Some(PageEnd {
+                    bound: Bound::after(last.position.sequence()),
+                    arrival: last.arrival,
+                    at_tip,
+                });
+                held = decode_page(&read)
+                    .into_iter()
+                    .filter(|(event, _)| self.subscription.accepts(event))
+                    .map(|(_, delivery)| delivery)
+                    .collect();
+            }
+            if !held.is_empty() {
+                let deliveries: Vec<&Delivery> = held.iter().collect();
+                let deadline = (Instant::now() + config.send_budget).min(until);
+                let report = engine.send(&self.subscription, &deliveries, deadline).await;
+                let outcomes = engine
+                    .dead_letter(&self.subscription, &deliveries, report.outcomes)
+                    .await;
+                let delivered = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Accepted))
+                    .count();
+                self.followed.delivered += delivered;
+                self.followed.dead_lettered += outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Rejected(_)))
+                    .count();
+                let mut outcomes = outcomes.into_iter();
+                held.retain(|_| matches!(outcomes.next(), Some(Outcome::Pending)));
+                engine
+                    .record_health(
+                        &self.subscription.id,
+                        delivered > 0,
+                        report.error.as_deref(),
+                    )
+                    .await;
+            }
+            match held.first() {
+                None => {
+                    tries = 0;
+                    if let Some(end) = &page {
+                        self.moved_to(end.bound.clone(), end.arrival);
+                    }
+                    self.checkpoint(engine, false).await?;
+                }
+                Some(first) => {
+                    self.moved_to(Bound::at(first.position.sequence()), first.arrival);
+                    self.checkpoint(engine, false).await?;
+                    tries += 1;
+                    let wait =
+                        config
+                            .probe
+                            .delay_at_least(tries, config.probe.base, fastrand::f64());
+                    tokio::select! {
+                        _ = sleep(wait) => {}
+                        _ = sleep_until(until) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything before `bound` is delivered; `since` is when the DPL
+    /// stream took the record at (or just before) it.
+    fn moved_to(&mut self, bound: Bound, since: Timestamp) {
+        if bound != self.cursor.bound {
+            self.cursor.bound = bound;
+            self.cursor.since = since;
+        }
+    }
+
+    /// Writes the cursor if it moved and the last write is old enough (or
+    /// `now`); an error if another writer changed it.
+    async fn checkpoint<S, T, D, R, Q>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q>,
+        now: bool,
+    ) -> Result<(), String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+    {
+        let due = now || self.checkpointed.elapsed() >= engine.config.catch_up.checkpoint_every;
+        if self.cursor.bound == self.stored || !due {
+            return Ok(());
+        }
+        self.cursor.updated_at = Timestamp::now();
+        match engine.ports.state.advance(&self.stored, &self.cursor).await {
+            Ok(Cas::Done) => {
+                self.stored = self.cursor.bound.clone();
+                self.checkpointed = Instant::now();
+                Ok(())
+            }
+            Ok(Cas::Lost(now)) => Err(format!("the cursor changed under the worker: {now:?}")),
+            Err(error) => {
+                // Not fatal: the next checkpoint tries again.
+                tracing::warn!(%error, "catch-up checkpoint not written");
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands back at the cursor; `Ok(false)` if the live path has skipped
+    /// beyond it (read on). On a closed shard, removes the cursor too.
+    async fn hand_back<S, T, D, R, Q>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q>,
+        closed: bool,
+    ) -> Result<bool, String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+    {
+        let state = &engine.ports.state;
+        self.cursor.updated_at = Timestamp::now();
+        match state.hand_back(&self.stored, &self.cursor).await {
+            Ok(Cas::Done) => {
+                tracing::info!(subscription = %self.subscription.id, shard = %self.cursor.shard,
+                    at = %self.cursor.bound, delivered = self.followed.delivered, "handed back to the live path");
+                self.followed.handed_back = true;
+                self.stored = self.cursor.bound.clone();
+                if closed {
+                    let (id, shard) = (&self.subscription.id, &self.cursor.shard);
+                    if let Err(error) = state.remove(id, shard, &self.cursor.bound).await {
+                        tracing::warn!(%error, "cursor of a closed shard not removed");
+                    }
+                }
+                Ok(true)
+            }
+            Ok(Cas::Lost(Some(now)))
+                if now.state == CursorState::Behind && now.bound == self.stored =>
+            {
+                // The live path skipped past this bound: there is more to read.
+                Ok(false)
+            }
+            Ok(Cas::Lost(now)) => Err(format!("the cursor changed under the worker: {now:?}")),
+            Err(error) => {
+                tracing::warn!(%error, "hand-back not written; trying again");
+                Ok(false)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::state::DeliveryState;
+    use super::super::testing::*;
+    use super::*;
+    use crate::position::Position;
+    use crate::streams::subscription::Status;
+
+    async fn cursor(engine: &TestEngine, id: &SubscriptionId) -> Option<Cursor> {
+        engine
+            .ports()
+            .state
+            .cursors(SHARD, &[id])
+            .await
+            .unwrap()
+            .remove(id)
+    }
+
+    /// A subscription that fell behind on the first of `batches` batches of
+    /// `size` events (endpoint down), the live path skipping the others.
+    async fn fell_behind(
+        batches: usize,
+        size: usize,
+    ) -> (TestEngine, Subscription, Vec<(String, crate::EventId)>) {
+        let sub = subscription(1, "oem1", "late");
+        let engine = engine(vec![sub.clone()], Duration::from_secs(1));
+        engine.ports().destinations.set("late", Behaviour::Down);
+        let mut events = Vec::new();
+        for _ in 0..batches {
+            let batch = write(&engine, "oem1", size, 7);
+            engine.dispatch(&batch.records, soon()).await.unwrap();
+            events.extend(batch.events);
+        }
+        assert_eq!(
+            cursor(&engine, &sub.id).await.unwrap().state,
+            CursorState::Behind
+        );
+        assert!(engine.ports().destinations.received("late").is_empty());
+        (engine, sub, events)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_worker_delivers_everything_missed_in_order_and_hands_back_to_the_live_path() {
+        let (engine, sub, mut events) = fell_behind(5, 40).await;
+        engine.ports().queue.take();
+        engine.ports().destinations.set("late", Behaviour::Accept);
+        let report = engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert!(report.leased);
+        assert_eq!(
+            (
+                report.subscriptions,
+                report.handed_back,
+                report.still_behind
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(report.delivered, 200);
+        let handed = cursor(&engine, &sub.id).await.unwrap();
+        assert_eq!(handed.state, CursorState::HandedBack);
+        assert!(
+            engine.ports().queue.take().is_empty(),
+            "no successor needed"
+        );
+
+        // The live path takes over after the bound, and is live again.
+        let next = write(&engine, "oem1", 10, 7);
+        engine.dispatch(&next.records, soon()).await.unwrap();
+        events.extend(next.events);
+        let check = check(&engine, "late", &events);
+        assert!(check.holds(), "{check}");
+        assert_eq!(check.duplicates, 0);
+        assert!(cursor(&engine, &sub.id).await.is_none(), "live again");
+        // Reads were paced: 200 events at about 1 KB in pages of ~976.
+        assert!(
+            engine.ports().reader.reads() <= 3,
+            "{}",
+            engine.ports().reader.reads()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_worker_reads_on_while_the_live_path_has_skipped_past_its_tip() {
+        let (engine, _, mut events) = fell_behind(1, 10).await;
+        // The worker's first page takes 2 s to deliver; meanwhile the live
+        // path skips a batch the worker has not read: it may not hand back
+        // at the end of its page, and reads on.
+        engine
+            .ports()
+            .destinations
+            .set("late", Behaviour::Slow(Duration::from_secs(2)));
+        let later = async {
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            let batch = write(&engine, "oem1", 10, 7);
+            engine.dispatch(&batch.records, soon()).await.unwrap();
+            batch.events
+        };
+        let run = engine.catch_up(SHARD, Instant::now() + Duration::from_secs(600));
+        let (report, later) = tokio::join!(run, later);
+        let report = report.unwrap();
+        assert_eq!((report.handed_back, report.delivered), (1, 20));
+        events.extend(later);
+        let check = check(&engine, "late", &events);
+        assert!(check.holds(), "{check}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_the_endpoint_stays_down_the_worker_waits_and_asks_for_a_successor() {
+        let (engine, sub, _) = fell_behind(2, 10).await;
+        engine.ports().queue.take();
+        let before = cursor(&engine, &sub.id).await.unwrap();
+        let reads = engine.ports().reader.reads();
+        let report = engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert_eq!((report.still_behind, report.delivered), (1, 0));
+        assert_eq!(engine.ports().queue.take(), [SHARD]);
+        assert_eq!(cursor(&engine, &sub.id).await.unwrap().bound, before.bound);
+        assert_eq!(
+            engine.ports().reader.reads() - reads,
+            1,
+            "it holds its page and only probes"
+        );
+        // Probes back off: 2 minutes took a handful of sends, not hundreds.
+        let calls = engine.ports().destinations.calls("late");
+        assert!((3..=30).contains(&calls), "{calls} probes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_worker_on_a_shard_stands_aside() {
+        let (engine, _, _) = fell_behind(1, 10).await;
+        let until = Instant::now() + Duration::from_secs(30);
+        let (one, two) = tokio::join!(engine.catch_up(SHARD, until), engine.catch_up(SHARD, until));
+        let (one, two) = (one.unwrap(), two.unwrap());
+        assert!(
+            one.leased != two.leased,
+            "one worker per shard: {one:?} {two:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_asks_for_every_shard_with_a_subscription_behind_and_disabled_ones_wait() {
+        let (engine, sub, _) = fell_behind(1, 10).await;
+        engine.ports().queue.take();
+        assert_eq!(engine.sweep().await.unwrap(), [SHARD]);
+        assert_eq!(engine.ports().queue.take(), [SHARD]);
+        engine
+            .ports()
+            .subscriptions
+            .set_status(&sub.id, Status::Disabled)
+            .await
+            .unwrap();
+        assert!(engine.sweep().await.unwrap().is_empty());
+        engine.ports().destinations.set("late", Behaviour::Accept);
+        let report = engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            report.subscriptions, 0,
+            "a disabled subscription is not caught up"
+        );
+        assert_eq!(
+            cursor(&engine, &sub.id).await.unwrap().state,
+            CursorState::Behind
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_hand_back_a_batch_read_before_it_is_not_delivered_twice() {
+        let (engine, sub, events) = fell_behind(2, 10).await;
+        engine.ports().destinations.set("late", Behaviour::Accept);
+        engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        // The event source hands the function a batch it read before the
+        // hand-back: covered by the bound, so nothing is sent and the cursor
+        // stays until a batch reaches past it.
+        let stale: Vec<_> = engine.ports().reader.records(SHARD)[10..20]
+            .iter()
+            .map(lambda_record)
+            .collect();
+        engine.dispatch(&stale, soon()).await.unwrap();
+        assert_eq!(
+            cursor(&engine, &sub.id).await.unwrap().state,
+            CursorState::HandedBack
+        );
+        let check = check(&engine, "late", &events);
+        assert_eq!((check.duplicates, check.holds()), (0, true), "{check}");
+        let last = Position::of_record(stale.last().unwrap()).unwrap();
+        assert!(cursor(&engine, &sub.id)
+            .await
+            .unwrap()
+            .bound
+            .covers(last.sequence()));
+    }
+}
