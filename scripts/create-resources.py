@@ -185,7 +185,7 @@ def create_stream(clients, stack, logical_id, props):
     kinesis.get_waiter("stream_exists").wait(
         StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
     )
-    retention = int(props.get("RetentionPeriodHours", 24))
+    retention = int(stack.resolve(props.get("RetentionPeriodHours", 24)))
     if retention > 24:
         kinesis.increase_stream_retention_period(
             StreamName=name, RetentionPeriodHours=retention

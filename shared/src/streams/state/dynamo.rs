@@ -159,13 +159,18 @@ impl DynamoState {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_names("#sk", attr::SK)
-                .expression_attribute_values(":pk", s(subscription.as_str()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
+                .expression_attribute_values(":pk", s(subscription.as_str()));
+            // DynamoDB refuses an empty `begins_with` prefix: all items then.
+            request = if prefix.is_empty() {
+                request.key_condition_expression("#pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", attr::SK)
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            request = request.consistent_read(true).set_exclusive_start_key(start);
             if let Some(limit) = limit {
                 let left = limit.saturating_sub(found.len());
                 request = request.limit(i32::try_from(left).unwrap_or(i32::MAX));
