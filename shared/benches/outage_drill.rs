@@ -23,12 +23,14 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use aws_lambda_events::event::streams::KinesisEventResponse;
+use dpl::position::HashRange;
+use dpl::streams::archive::NoArchive;
 use dpl::streams::cursor::Resume;
 use dpl::streams::destination::{DestinationCache, Destinations};
 use dpl::streams::engine::{Engine, EngineConfig, Ports};
 use dpl::streams::kinesis::{KinesisDestination, KinesisSending};
 use dpl::streams::queue::InMemoryQueue;
-use dpl::streams::reader::{Page, ReadError, ShardReader};
+use dpl::streams::reader::{Page, ReadError, ShardReader, StreamRecord};
 use dpl::streams::state::InMemoryState;
 use dpl::streams::store::InMemorySubscriptions;
 use dpl::streams::{
@@ -78,7 +80,7 @@ impl Destinations for SimDestinations {
 }
 
 type DrillEngine =
-    Engine<InMemorySubscriptions, InMemoryState, SimDestinations, Reader, InMemoryQueue>;
+    Engine<InMemorySubscriptions, InMemoryState, SimDestinations, Reader, InMemoryQueue, NoArchive>;
 
 /// The DPL stream as the catch-up worker reads it.
 struct Reader(Arc<DplStream>);
@@ -90,6 +92,15 @@ impl ShardReader for Reader {
 
     async fn read(&self, iterator: &str, limit: usize) -> Result<Page, ReadError> {
         self.0.read_page(iterator, limit, Instant::now())
+    }
+
+    /// The drill's outage is far shorter than the stream's retention.
+    async fn first_retained(&self, _shard: &str) -> Result<Option<StreamRecord>, ReadError> {
+        Ok(None)
+    }
+
+    async fn hash_range(&self, _shard: &str) -> Result<HashRange, ReadError> {
+        Ok(HashRange::ALL)
     }
 }
 
@@ -224,6 +235,7 @@ async fn drill(scenario: Scenario) {
                 },
                 reader: Reader(stream.clone()),
                 queue: InMemoryQueue::new(),
+                archive: NoArchive,
             },
             EngineConfig::new(Transport::Kinesis),
         )),

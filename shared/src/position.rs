@@ -141,6 +141,44 @@ impl fmt::Display for Position {
     }
 }
 
+/// The 128-bit hash key Kinesis gives a partition key: "Kinesis Data
+/// Streams uses MD5 to map partition keys to 128-bit integer values and to
+/// map associated data records to shards" (Kinesis developer guide,
+/// "Terminology and concepts", Partition key). A shard holds the keys of
+/// its `HashKeyRange`.
+pub fn hash_key(partition_key: &str) -> u128 {
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// A shard's `HashKeyRange`: the hash keys it holds, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashRange {
+    pub start: u128,
+    pub end: u128,
+}
+
+impl HashRange {
+    /// Every key (a stream of one shard).
+    pub const ALL: HashRange = HashRange {
+        start: 0,
+        end: u128::MAX,
+    };
+
+    /// From `ListShards`' decimal `StartingHashKey` and `EndingHashKey`.
+    pub fn parse(start: &str, end: &str) -> Option<Self> {
+        Some(Self {
+            start: start.parse().ok()?,
+            end: end.parse().ok()?,
+        })
+    }
+
+    /// Whether records of `partition_key` go to this shard.
+    pub fn holds(&self, partition_key: &str) -> bool {
+        (self.start..=self.end).contains(&hash_key(partition_key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -148,6 +186,7 @@ mod tests {
     use super::*;
 
     const SEQUENCE: &str = "49590338271490256608559692538361571095921575989136588898";
+    const HASH_OF_DSN_1: &str = "668d0367eb5842d2ab7fa57b75a75bc4";
 
     #[test]
     fn sequence_numbers_compare_as_numbers() {
@@ -202,6 +241,34 @@ mod tests {
         ] {
             assert!(Position::from_key(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn hash_keys_are_the_md5_of_the_partition_key() {
+        // Python: hashlib.md5(b"AC000W000000001").hexdigest()
+        assert_eq!(
+            format!("{:032x}", hash_key("AC000W000000001")),
+            HASH_OF_DSN_1
+        );
+        let halves = [
+            HashRange {
+                start: 0,
+                end: u128::MAX / 2,
+            },
+            HashRange {
+                start: u128::MAX / 2 + 1,
+                end: u128::MAX,
+            },
+        ];
+        for dsn in ["AC000W000000001", "AC000W000000002", "x"] {
+            assert_eq!(halves.iter().filter(|h| h.holds(dsn)).count(), 1, "{dsn}");
+            assert!(HashRange::ALL.holds(dsn));
+        }
+        assert_eq!(
+            HashRange::parse("0", "340282366920938463463374607431768211455"),
+            Some(HashRange::ALL)
+        );
+        assert_eq!(HashRange::parse("0", "-1"), None);
     }
 
     proptest! {

@@ -16,6 +16,7 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use dpl::eventhubs::limits::MAX_BATCH_BYTES;
 use dpl::examples::{kinesis_event_record, seed_record};
 use dpl::measure::{self, Counting};
+use dpl::streams::archive::NoArchive;
 use dpl::streams::engine::{Engine, EngineConfig, Ports};
 use dpl::streams::eventhubs::{EventHubDestinations, EventHubSending};
 use dpl::streams::queue::InMemoryQueue;
@@ -103,6 +104,7 @@ async fn run(events: usize, devices: usize) {
             ),
             reader: InMemoryDplStream::new(),
             queue: InMemoryQueue::new(),
+            archive: NoArchive,
         },
         EngineConfig::new(Transport::EventHubs),
     );

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use dpl::examples::small_fleet;
+use dpl::streams::archive::NoArchive;
 use dpl::streams::build::{destinations, AnyDestinations, DestinationSettings};
 use dpl::streams::cursor::CursorState;
 use dpl::streams::engine::{Engine, EngineConfig, Ports};
@@ -31,7 +32,8 @@ use dpl::{CustomerPayload, DplRecord, EventType, Timestamp};
 use eventhubs_local::{HubKey, LocalEventHubs};
 use tokio::time::Instant;
 
-type HubEngine = Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue>;
+type HubEngine =
+    Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue, NoArchive>;
 
 const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ==";
 
@@ -121,6 +123,7 @@ impl Stack {
                     self.dpl.stream(),
                 ),
                 queue: SqsQueue::new(aws_sdk_sqs::Client::new(&self.aws), &self.queue_url),
+                archive: NoArchive,
             },
             config,
         )

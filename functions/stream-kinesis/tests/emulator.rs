@@ -15,6 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use dpl::examples::small_fleet as fleet;
+use dpl::streams::archive::NoArchive;
 use dpl::streams::build::{destinations, AnyDestinations, DestinationSettings};
 use dpl::streams::check::check_delivery;
 use dpl::streams::cursor::CursorState;
@@ -38,7 +39,7 @@ use tokio::time::Instant;
 const ACCOUNT: &str = "123456789012";
 
 type KinesisEngine =
-    Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue>;
+    Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue, NoArchive>;
 
 async fn aws() -> SdkConfig {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
@@ -127,6 +128,7 @@ impl Stack {
                     self.dpl.stream(),
                 ),
                 queue: SqsQueue::new(aws_sdk_sqs::Client::new(&self.aws), &self.queue_url),
+                archive: NoArchive,
             },
             config,
         )

@@ -18,6 +18,7 @@ use aws_sdk_kinesis::Client;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
 use dpl::examples::small_fleet;
 use dpl::kinesis::Backoff;
+use dpl::streams::archive::NoArchive;
 use dpl::streams::check::check_delivery;
 use dpl::streams::cursor::CursorState;
 use dpl::streams::destination::Destinations;
@@ -123,8 +124,14 @@ impl Destinations for Fixed {
     }
 }
 
-type TestEngine =
-    Engine<InMemorySubscriptions, InMemoryState, Fixed, InMemoryDplStream, InMemoryQueue>;
+type TestEngine = Engine<
+    InMemorySubscriptions,
+    InMemoryState,
+    Fixed,
+    InMemoryDplStream,
+    InMemoryQueue,
+    NoArchive,
+>;
 
 fn engine(client: Client, budget: Duration) -> (TestEngine, Subscription) {
     let spec = SubscriptionSpec {
@@ -167,6 +174,7 @@ fn engine(client: Client, budget: Duration) -> (TestEngine, Subscription) {
             ))),
             reader: InMemoryDplStream::new(),
             queue: InMemoryQueue::new(),
+            archive: NoArchive,
         },
         config,
     );
@@ -233,6 +241,11 @@ async fn throttled_entries_alone_are_resent_and_each_dsn_keeps_its_order() {
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
+    let state = &engine.ports().state;
+    assert!(
+        state.cursors_of(&subscription.id).await.unwrap().is_empty(),
+        "nobody behind"
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(
         seen.accepted.len(),
@@ -241,11 +254,6 @@ async fn throttled_entries_alone_are_resent_and_each_dsn_keeps_its_order() {
     );
     assert!(seen.sent > records.len(), "throttled entries were resent");
     assert_eq!(per_dsn(seen.accepted.clone()), expected(&records));
-    let state = &engine.ports().state;
-    assert!(
-        state.cursors_of(&subscription.id).await.unwrap().is_empty(),
-        "nobody behind"
-    );
     let decoded: Vec<DeviceEvent> = seen
         .accepted
         .iter()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use tokio::time::Instant;
 
+use super::archive::StagingArchive;
 use super::delivery::Delivery;
 use super::destination::{Destination, Destinations, SendReport};
 use super::engine::{Engine, Ports};
@@ -22,6 +23,7 @@ use super::state::DynamoState;
 use super::store::DynamoSubscriptions;
 use super::subscription::{Subscription, Transport};
 use crate::eventhubs::http::HttpSender;
+use crate::export::s3::S3Store;
 
 /// What destinations are built with, besides the SDK configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,7 +48,9 @@ impl DestinationSettings {
     }
 }
 
-/// The destinations of either transport.
+/// The destinations of either transport (one per function: the size
+/// difference of the variants does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum AnyDestinations {
     Kinesis(KinesisDestinations<SecretsManager>),
     EventHubs(EventHubDestinations<SecretsManager>),
@@ -121,8 +125,14 @@ impl Destinations for AnyDestinations {
 
 /// The engine a stream function runs: subscriptions and delivery state in
 /// DynamoDB, the DPL stream read through Kinesis, catch-up requests on SQS.
-pub type LambdaEngine =
-    Engine<DynamoSubscriptions, DynamoState, AnyDestinations, KinesisReader, SqsQueue>;
+pub type LambdaEngine = Engine<
+    DynamoSubscriptions,
+    DynamoState,
+    AnyDestinations,
+    KinesisReader,
+    SqsQueue,
+    StagingArchive<S3Store>,
+>;
 
 /// The engine of `config`'s transport, with clients from `aws`.
 pub fn engine(
@@ -138,6 +148,11 @@ pub fn engine(
             destinations: destinations(config.engine.transport, aws, settings),
             reader: KinesisReader::new(aws_sdk_kinesis::Client::new(aws), &config.dpl_stream),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(aws), &config.catch_up_queue_url),
+            archive: StagingArchive::new(
+                S3Store::from_sdk_config(aws, &config.storage.bucket),
+                config.storage.layout.clone(),
+                std::env::temp_dir(),
+            ),
         },
         config.engine,
     )

@@ -24,6 +24,7 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{sleep, sleep_until, Instant};
 
+use super::archive::Archive;
 use super::cursor::{Bound, Cursor, CursorState};
 use super::delivery::Delivery;
 use super::destination::{Destinations, Outcome};
@@ -34,10 +35,32 @@ use super::reader::{Page, ReadError, ShardReader, MAX_RECORDS_PER_READ};
 use super::state::{Cas, DeliveryState};
 use super::store::SubscriptionStore;
 use super::subscription::{Subscription, SubscriptionId};
+use crate::position::HashRange;
 use crate::Timestamp;
 
 /// Records per read never go below this, whatever the record size.
 const MIN_RECORDS_PER_READ: usize = 100;
+
+/// A cursor this close to the stream's retention (or past it) checks
+/// whether the stream still holds its next record.
+const RETENTION_MARGIN: Duration = Duration::from_secs(3_600);
+
+/// Arrival times are about a second apart from the cursor's own (Kinesis'
+/// `ApproximateArrivalTimestamp` is approximate).
+const ARRIVAL_SLACK_MS: i64 = 1_000;
+
+/// How far before the cursor's time the archive part starts: event times
+/// come before arrival times by the seconds twin-events takes. Events
+/// delivered already in that overlap are sent again (at least once).
+pub const ARCHIVE_OVERLAP: Duration = Duration::from_secs(300);
+
+/// Archived events sent per page.
+const ARCHIVE_PAGE: usize = 1_000;
+
+/// Archived events' positions name their shard with this suffix.
+const ARCHIVE_SHARD_SUFFIX: &str = "@archive";
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Paces the reads of one worker on one shard: at most
 /// [`CatchUpConfig::reads_per_second`] calls and about
@@ -127,13 +150,14 @@ fn lease_name(engine_transport: &str, shard: &str) -> String {
     format!("{engine_transport}#{shard}")
 }
 
-impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+impl<S, T, D, R, Q, A> Engine<S, T, D, R, Q, A>
 where
     S: SubscriptionStore + Send + Sync,
     T: DeliveryState,
     D: Destinations,
     R: ShardReader,
     Q: CatchUpQueue,
+    A: Archive,
 {
     /// Runs the catch-up worker of `shard` until every subscription behind
     /// there is handed back, or `until`.
@@ -263,6 +287,7 @@ where
         let mut run = Follow {
             subscription,
             stored: cursor.bound.clone(),
+            stored_since: cursor.since,
             cursor,
             checkpointed: Instant::now(),
             followed: Followed::default(),
@@ -309,6 +334,8 @@ struct Follow {
     subscription: Subscription,
     /// The cursor as this worker last wrote it (or found it).
     stored: Bound,
+    /// The `since` last written (the archive part moves only it).
+    stored_since: Timestamp,
     /// The cursor as delivered so far (ahead of `stored` between checkpoints).
     cursor: Cursor,
     checkpointed: Instant,
@@ -326,9 +353,9 @@ struct PageEnd {
 }
 
 impl Follow {
-    async fn go<S, T, D, R, Q>(
+    async fn go<S, T, D, R, Q, A>(
         &mut self,
-        engine: &Engine<S, T, D, R, Q>,
+        engine: &Engine<S, T, D, R, Q, A>,
         pacer: &ReadPacer,
         until: Instant,
         stop: &AtomicBool,
@@ -339,6 +366,7 @@ impl Follow {
         D: Destinations,
         R: ShardReader,
         Q: CatchUpQueue,
+        A: Archive,
     {
         let config = engine.config.catch_up;
         let reader = &engine.ports.reader;
@@ -349,6 +377,9 @@ impl Follow {
         let mut held: Vec<Delivery> = Vec::new();
         let mut page: Option<PageEnd> = None;
         let mut tries = 0u32;
+        // Past the stream's retention, the start comes from the archive; the
+        // stream's records from before `archived_until` were in it.
+        let archived_until = self.beyond_retention(engine, until, stop).await?;
         loop {
             if stop.load(Ordering::Relaxed) || Instant::now() >= until {
                 return self.checkpoint(engine, true).await;
@@ -405,6 +436,7 @@ impl Follow {
                 held = decode_page(&read)
                     .into_iter()
                     .filter(|(event, _)| self.subscription.accepts(event))
+                    .filter(|(event, _)| archived_until.is_none_or(|cut| event.time() >= cut))
                     .map(|(_, delivery)| delivery)
                     .collect();
             }
@@ -459,6 +491,184 @@ impl Follow {
         }
     }
 
+    /// When the cursor lies past the stream's retention (records after it
+    /// were trimmed), delivers the staged events of this shard from about
+    /// the cursor's time to the oldest record the stream keeps, then moves
+    /// the cursor there. Returns that cut: the stream's records with an
+    /// earlier event time came from the archive. `None` when the stream
+    /// still has everything after the cursor.
+    async fn beyond_retention<S, T, D, R, Q, A>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q, A>,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> Result<Option<Timestamp>, String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+        A: Archive,
+    {
+        let retention = engine.config.catch_up.retention;
+        let age_ms = Timestamp::now().millis() - self.cursor.since.millis();
+        if age_ms < retention.saturating_sub(RETENTION_MARGIN).as_millis() as i64 {
+            return Ok(None);
+        }
+        let reader = &engine.ports.reader;
+        let shard = self.cursor.shard.clone();
+        let first = reader
+            .first_retained(&shard)
+            .await
+            .map_err(|e| e.to_string())?;
+        if first
+            .as_ref()
+            .is_some_and(|r| r.arrival.millis() <= self.cursor.since.millis() + ARRIVAL_SLACK_MS)
+        {
+            return Ok(None);
+        }
+        let cut = first.as_ref().map_or_else(Timestamp::now, |r| r.arrival);
+        let range = reader.hash_range(&shard).await.map_err(|e| e.to_string())?;
+        tracing::warn!(subscription = %self.subscription.id, shard, since = %self.cursor.since.iso_seconds(),
+            cut = %cut.iso_seconds(), "catch-up past the DPL stream's retention: delivering from the archive");
+        self.replay_archive(engine, range, cut, until, stop).await?;
+        if let Some(first) = first {
+            self.cursor.bound = Bound::at(first.position.sequence());
+            self.cursor.since = first.arrival;
+            self.checkpoint(engine, true).await?;
+        }
+        Ok(Some(cut))
+    }
+
+    /// Delivers the archived events of this shard with an event time from
+    /// [`ARCHIVE_OVERLAP`] before the cursor's time to `cut`, hour by hour,
+    /// in the export's order, moving the cursor's time as pages go.
+    async fn replay_archive<S, T, D, R, Q, A>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q, A>,
+        range: HashRange,
+        cut: Timestamp,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> Result<(), String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+        A: Archive,
+    {
+        let from =
+            Timestamp::from_millis(self.cursor.since.millis() - ARCHIVE_OVERLAP.as_millis() as i64)
+                .map_err(|e| e.to_string())?;
+        let subscription = self.subscription.clone();
+        let archive_shard = format!("{}{ARCHIVE_SHARD_SUFFIX}", self.cursor.shard);
+        let mut hour = from.hour_start();
+        while hour <= cut {
+            let staged = engine
+                .ports
+                .archive
+                .hour(
+                    &subscription.oem_id,
+                    hour,
+                    &subscription.filters.event_types,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut page: Vec<Delivery> = Vec::new();
+            for (n, record) in staged.enumerate() {
+                let record = record.map_err(|e| e.to_string())?;
+                let time = record.dpl_event.time();
+                let mine = time >= from && time < cut && range.holds(record.partition_key());
+                if !mine || !subscription.accepts(&record.dpl_event) {
+                    continue;
+                }
+                // Archived events have no stream position: one made of their
+                // time keeps dead letters apart.
+                let sequence = (time.millis() as u128) * 1_000_000 + n as u128;
+                let position =
+                    crate::position::Position::new(&archive_shard, &sequence.to_string())
+                        .map_err(|e| e.to_string())?;
+                page.push(Delivery::new(position, time, &record));
+                if page.len() == ARCHIVE_PAGE {
+                    self.deliver_archived(engine, std::mem::take(&mut page), until, stop)
+                        .await?;
+                }
+            }
+            self.deliver_archived(engine, page, until, stop).await?;
+            hour = Timestamp::from_millis(hour.millis() + HOUR_MS).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Sends one page of archived events until none is pending; then the
+    /// cursor's time moves to the page's last event.
+    async fn deliver_archived<S, T, D, R, Q, A>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q, A>,
+        mut held: Vec<Delivery>,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> Result<(), String>
+    where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+        A: Archive,
+    {
+        let config = engine.config.catch_up;
+        let last = held.last().map(|d| d.arrival);
+        let mut tries = 0;
+        while !held.is_empty() {
+            if stop.load(Ordering::Relaxed) || Instant::now() >= until {
+                self.checkpoint(engine, true).await?;
+                return Err("the run ended in the archive part; the next one resumes it".into());
+            }
+            let deliveries: Vec<&Delivery> = held.iter().collect();
+            let deadline = (Instant::now() + config.send_budget).min(until);
+            let report = engine.send(&self.subscription, &deliveries, deadline).await;
+            let outcomes = engine
+                .dead_letter(&self.subscription, &deliveries, report.outcomes)
+                .await;
+            let delivered = outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Accepted))
+                .count();
+            self.followed.delivered += delivered;
+            self.followed.dead_lettered += outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Rejected(_)))
+                .count();
+            let mut outcomes = outcomes.into_iter();
+            held.retain(|_| matches!(outcomes.next(), Some(Outcome::Pending)));
+            engine
+                .record_health(
+                    &self.subscription.id,
+                    delivered > 0,
+                    report.error.as_deref(),
+                )
+                .await;
+            if !held.is_empty() {
+                tries += 1;
+                sleep(
+                    config
+                        .probe
+                        .delay_at_least(tries, config.probe.base, fastrand::f64()),
+                )
+                .await;
+            }
+        }
+        if let Some(last) = last {
+            self.cursor.since = last;
+            self.checkpoint(engine, false).await?;
+        }
+        Ok(())
+    }
+
     /// Everything before `bound` is delivered; `since` is when the DPL
     /// stream took the record at (or just before) it.
     fn moved_to(&mut self, bound: Bound, since: Timestamp) {
@@ -470,9 +680,9 @@ impl Follow {
 
     /// Writes the cursor if it moved and the last write is old enough (or
     /// `now`); an error if another writer changed it.
-    async fn checkpoint<S, T, D, R, Q>(
+    async fn checkpoint<S, T, D, R, Q, A>(
         &mut self,
-        engine: &Engine<S, T, D, R, Q>,
+        engine: &Engine<S, T, D, R, Q, A>,
         now: bool,
     ) -> Result<(), String>
     where
@@ -481,15 +691,18 @@ impl Follow {
         D: Destinations,
         R: ShardReader,
         Q: CatchUpQueue,
+        A: Archive,
     {
         let due = now || self.checkpointed.elapsed() >= engine.config.catch_up.checkpoint_every;
-        if self.cursor.bound == self.stored || !due {
+        let moved = self.cursor.bound != self.stored || self.cursor.since != self.stored_since;
+        if !moved || !due {
             return Ok(());
         }
         self.cursor.updated_at = Timestamp::now();
         match engine.ports.state.advance(&self.stored, &self.cursor).await {
             Ok(Cas::Done) => {
                 self.stored = self.cursor.bound.clone();
+                self.stored_since = self.cursor.since;
                 self.checkpointed = Instant::now();
                 Ok(())
             }
@@ -504,9 +717,9 @@ impl Follow {
 
     /// Hands back at the cursor; `Ok(false)` if the live path has skipped
     /// beyond it (read on). On a closed shard, removes the cursor too.
-    async fn hand_back<S, T, D, R, Q>(
+    async fn hand_back<S, T, D, R, Q, A>(
         &mut self,
-        engine: &Engine<S, T, D, R, Q>,
+        engine: &Engine<S, T, D, R, Q, A>,
         closed: bool,
     ) -> Result<bool, String>
     where
@@ -515,6 +728,7 @@ impl Follow {
         D: Destinations,
         R: ShardReader,
         Q: CatchUpQueue,
+        A: Archive,
     {
         let state = &engine.ports.state;
         self.cursor.updated_at = Timestamp::now();
@@ -748,5 +962,140 @@ mod tests {
             .unwrap()
             .bound
             .covers(last.sequence()));
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use std::time::Duration;
+
+    use super::super::archive::StagingArchive;
+    use super::super::engine::{EngineConfig, Ports};
+    use super::super::queue::InMemoryQueue;
+    use super::super::reader::InMemoryDplStream;
+    use super::super::state::{DeliveryState, InMemoryState};
+    use super::super::store::InMemorySubscriptions;
+    use super::super::testing::{subscription, Behaviour, Endpoints, SHARD};
+    use super::*;
+    use crate::examples::seed_record;
+    use crate::export::{staging, BatchRange, DirStore, Layout, Partition};
+    use crate::streams::subscription::Transport;
+    use crate::{DeviceEvent, EventId, EventType};
+
+    type ArchiveEngine = Engine<
+        InMemorySubscriptions,
+        InMemoryState,
+        Endpoints,
+        InMemoryDplStream,
+        InMemoryQueue,
+        StagingArchive<DirStore>,
+    >;
+
+    /// Event `n` happened at `t0 + n s` and reached the DPL stream 100 ms later.
+    fn event(n: u64, t0: i64) -> (crate::DplRecord, Timestamp) {
+        let dsn = format!("AC000W00000000{}", n % 3);
+        let mut record = seed_record(EventType::Connectivity, "oem1", "ledevb", &dsn, "p", n);
+        let at = Timestamp::from_millis(t0 + 1_000 * n as i64).unwrap();
+        if let DeviceEvent::Connectivity { timestamp, .. } = &mut record.dpl_event {
+            *timestamp = at;
+        }
+        record.event_id = EventId::derive(&format!("archive-{n}"), EventType::Connectivity);
+        (record, Timestamp::from_millis(at.millis() + 100).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_past_the_streams_retention_catches_up_from_the_archive_then_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::default();
+        let sub = subscription(1, "oem1", "late");
+        let mut config = EngineConfig::new(Transport::Kinesis);
+        config.cache_ttl = Duration::ZERO;
+        config.catch_up.retention = Duration::from_secs(86_400);
+        let engine: ArchiveEngine = Engine::new(
+            Ports {
+                subscriptions: InMemorySubscriptions::with([sub.clone()]),
+                state: InMemoryState::new(),
+                destinations: Endpoints::default(),
+                reader: InMemoryDplStream::new(),
+                queue: InMemoryQueue::new(),
+                archive: StagingArchive::new(
+                    DirStore::new(dir.path().join("bucket")),
+                    layout.clone(),
+                    dir.path(),
+                ),
+            },
+            config,
+        );
+        // Thirty events, months ago: on the stream and, as event-store
+        // writes them, in staging.
+        let t0 = 1_598_607_936_000;
+        let events: Vec<_> = (0..30).map(|n| event(n, t0)).collect();
+        let stream = &engine.ports().reader;
+        for (record, arrival) in &events {
+            stream.append(SHARD, record.to_json(), *arrival);
+        }
+        let records = stream.records(SHARD);
+        let partition = Partition {
+            hour: events[0].0.dpl_event.time().hour_start(),
+            oem_id: "oem1".into(),
+            event_type: EventType::Connectivity,
+        };
+        let (first, last) = (
+            records[0].position.sequence(),
+            records[29].position.sequence(),
+        );
+        let range = BatchRange {
+            shard_id: SHARD,
+            first_sequence: first.as_str(),
+            last_sequence: last.as_str(),
+        };
+        let key = layout.staging_key(&partition, &range).unwrap();
+        let staged: Vec<crate::DplRecord> = events.iter().map(|(r, _)| r.clone()).collect();
+        let path = dir.path().join("bucket").join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, staging::encode(&staged)).unwrap();
+
+        // The subscription fell behind at the first event; since then the
+        // stream has dropped its first twenty records.
+        engine.ports().destinations.set("late", Behaviour::Down);
+        let batch: Vec<_> = records.iter().map(|r| r.lambda_record()).collect();
+        engine
+            .dispatch(&batch, Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        stream.trim(SHARD, 20);
+        engine.ports().destinations.set("late", Behaviour::Accept);
+        let report = engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(report.handed_back, 1, "{report:?}");
+
+        // Every event once, each DSN in order: the first twenty-one from
+        // the archive (up to the oldest record kept), the rest from the stream.
+        let expected: Vec<(String, EventId)> = events
+            .iter()
+            .map(|(r, _)| (r.partition_key().to_owned(), r.event_id))
+            .collect();
+        let check = check_delivery_of(&engine, "late", &expected);
+        assert!(check.holds(), "{check}");
+        assert_eq!(check.duplicates, 0, "{check}");
+        let cursor = engine.ports().state.cursors_of(&sub.id).await.unwrap();
+        assert_eq!(cursor[0].state, CursorState::HandedBack);
+    }
+
+    fn check_delivery_of(
+        engine: &ArchiveEngine,
+        name: &str,
+        expected: &[(String, EventId)],
+    ) -> crate::streams::check::DeliveryCheck {
+        let received: Vec<EventId> = engine
+            .ports()
+            .destinations
+            .received(name)
+            .iter()
+            .map(|d| d.event_id)
+            .collect();
+        crate::streams::check::check_delivery(expected, &received)
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::archive::Archive;
 use super::destination::Destinations;
 use super::queue::CatchUpQueue;
 use super::reader::ShardReader;
@@ -41,6 +42,10 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 /// batch and subscription would cost more than the delivery.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(10);
 
+/// The DPL stream's retention by default: the template's
+/// `DplRetentionHours` (7 days).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(168 * 3_600);
+
 /// How the catch-up worker paces itself; see `super::catchup`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CatchUpConfig {
@@ -64,6 +69,9 @@ pub struct CatchUpConfig {
     /// Checkpoints of a subscription's cursor are written at most this often
     /// (a crash delivers again at most this much: at least once).
     pub checkpoint_every: Duration,
+    /// How long the DPL stream keeps records (`DplRetentionHours`): a cursor
+    /// older than that catches up from the archive first.
+    pub retention: Duration,
 }
 
 impl Default for CatchUpConfig {
@@ -76,6 +84,7 @@ impl Default for CatchUpConfig {
             lease: Duration::from_secs(60),
             refresh: Duration::from_secs(10),
             checkpoint_every: Duration::from_secs(5),
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -106,17 +115,20 @@ pub enum EngineError {
 }
 
 /// The engine's ports.
-pub struct Ports<S, T, D, R, Q> {
+pub struct Ports<S, T, D, R, Q, A> {
     pub subscriptions: S,
     pub state: T,
     pub destinations: D,
+    /// The DPL stream.
     pub reader: R,
     pub queue: Q,
+    /// The DPL history older than the stream keeps (staging).
+    pub archive: A,
 }
 
 /// See the module docs.
-pub struct Engine<S, T, D, R, Q> {
-    pub(super) ports: Ports<S, T, D, R, Q>,
+pub struct Engine<S, T, D, R, Q, A> {
+    pub(super) ports: Ports<S, T, D, R, Q, A>,
     pub(super) config: EngineConfig,
     cache: Mutex<Option<(Instant, Arc<Vec<Subscription>>)>>,
     health: Mutex<HashMap<SubscriptionId, Written>>,
@@ -129,15 +141,16 @@ struct Written {
     error: Option<(String, Instant)>,
 }
 
-impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+impl<S, T, D, R, Q, A> Engine<S, T, D, R, Q, A>
 where
     S: SubscriptionStore + Send + Sync,
     T: DeliveryState,
     D: Destinations,
     R: ShardReader,
     Q: CatchUpQueue,
+    A: Archive,
 {
-    pub fn new(ports: Ports<S, T, D, R, Q>, config: EngineConfig) -> Self {
+    pub fn new(ports: Ports<S, T, D, R, Q, A>, config: EngineConfig) -> Self {
         Self {
             ports,
             config,
@@ -146,7 +159,7 @@ where
         }
     }
 
-    pub fn ports(&self) -> &Ports<S, T, D, R, Q> {
+    pub fn ports(&self) -> &Ports<S, T, D, R, Q, A> {
         &self.ports
     }
 

@@ -12,6 +12,7 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::archive::Archive;
 use super::catchup::CatchUpReport;
 use super::destination::Destinations;
 use super::engine::{Engine, EngineConfig, EngineError};
@@ -45,6 +46,10 @@ pub const CATCH_UP_BYTES_VAR: &str = "CATCH_UP_READ_BYTES_PER_SECOND";
 /// `super::build::DEFAULT_CONCURRENCY`.
 pub const CONCURRENCY_VAR: &str = "DESTINATION_CONCURRENCY";
 
+/// How long the DPL stream keeps records, in hours (the template's
+/// `DplRetentionHours`; default 168).
+pub const DPL_RETENTION_HOURS_VAR: &str = "DPL_RETENTION_HOURS";
+
 /// Default [`DEADLINE_MARGIN_MS_VAR`]: room to write cursors, answer and
 /// flush the logs.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -59,6 +64,9 @@ pub enum ConfigError {
         expected: &'static str,
         value: String,
     },
+    /// The archive's bucket and prefixes (`BUCKET`, `STAGING_PREFIX`).
+    #[error(transparent)]
+    Storage(#[from] crate::export::config::ConfigError),
 }
 
 /// A stream function's configuration; see the `*_VAR` constants.
@@ -68,6 +76,8 @@ pub struct StreamConfig {
     pub delivery_state_table: String,
     pub dpl_stream: String,
     pub catch_up_queue_url: String,
+    /// Where the archive (staging) lives.
+    pub storage: crate::export::config::StorageConfig,
     pub engine: EngineConfig,
     pub deadline_margin: Duration,
     /// `None`: the transport's default.
@@ -129,6 +139,7 @@ impl StreamConfig {
             delivery_state_table: required(DELIVERY_STATE_TABLE_VAR)?,
             dpl_stream: required(DPL_STREAM_VAR)?,
             catch_up_queue_url: required(CATCH_UP_QUEUE_URL_VAR)?,
+            storage: crate::export::config::StorageConfig::from_lookup(&lookup)?,
             engine: EngineConfig {
                 transport,
                 budget: millis(BUDGET_MS_VAR, defaults.budget)?,
@@ -253,13 +264,14 @@ pub enum RequestError {
     UnknownSubscription { transport: Transport, id: String },
 }
 
-impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+impl<S, T, D, R, Q, A> Engine<S, T, D, R, Q, A>
 where
     S: SubscriptionStore + Send + Sync,
     T: DeliveryState,
     D: Destinations,
     R: ShardReader,
     Q: CatchUpQueue,
+    A: Archive,
 {
     /// The Lambda entry point of a stream function.
     pub async fn handle(
@@ -404,6 +416,7 @@ mod tests {
             (DELIVERY_STATE_TABLE_VAR, "state"),
             (DPL_STREAM_VAR, "dpl"),
             (CATCH_UP_QUEUE_URL_VAR, "https://sqs/q"),
+            ("BUCKET", "bucket"),
         ];
         let read = |v: HashMap<String, String>| {
             StreamConfig::from_lookup(Transport::EventHubs, |name| v.get(name).cloned())
@@ -416,11 +429,16 @@ mod tests {
             read(vars(&required[..3])),
             Err(ConfigError::Missing(CATCH_UP_QUEUE_URL_VAR))
         );
+        assert!(matches!(
+            read(vars(&required[..4])),
+            Err(ConfigError::Storage(_))
+        ));
         for (name, bad) in [
             (BUDGET_MS_VAR, "10s"),
             (CATCH_UP_READS_VAR, "6"),
             (CATCH_UP_BYTES_VAR, "0"),
             (CONCURRENCY_VAR, "0"),
+            (DPL_RETENTION_HOURS_VAR, "12"),
         ] {
             let mut wrong = vars(&required);
             wrong.insert(name.into(), bad.into());
@@ -432,8 +450,13 @@ mod tests {
         let mut tuned = vars(&required);
         tuned.insert(CONCURRENCY_VAR.into(), "64".into());
         tuned.insert(CATCH_UP_READS_VAR.into(), "2".into());
+        tuned.insert(DPL_RETENTION_HOURS_VAR.into(), "24".into());
         let config = read(tuned).unwrap();
         assert_eq!(config.concurrency, Some(64));
         assert_eq!(config.engine.catch_up.reads_per_second, 2.0);
+        assert_eq!(
+            config.engine.catch_up.retention,
+            Duration::from_secs(86_400)
+        );
     }
 }

@@ -26,6 +26,7 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use futures_util::future::join_all;
 use tokio::time::{timeout_at, Instant};
 
+use super::archive::Archive;
 use super::cursor::{Bound, Cursor, CursorState};
 use super::dead_letter::DeadLetter;
 use super::delivery::Delivery;
@@ -91,13 +92,14 @@ struct ShardBatch<'a> {
     events: Vec<&'a BatchEvent>,
 }
 
-impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+impl<S, T, D, R, Q, A> Engine<S, T, D, R, Q, A>
 where
     S: SubscriptionStore + Send + Sync,
     T: DeliveryState,
     D: Destinations,
     R: ShardReader,
     Q: CatchUpQueue,
+    A: Archive,
 {
     /// Delivers the batch's events to every matching subscription that is
     /// live on the shard, by `deadline`.
@@ -293,7 +295,7 @@ where
             Ok(Cas::Done) => true,
             // A retried batch made it already: note how far this one went.
             Ok(Cas::Lost(Some(existing))) if existing.state == CursorState::Behind => {
-                matches!(self.ports.state.skip(id, shard, &batch.last).await, Ok(_))
+                self.ports.state.skip(id, shard, &batch.last).await.is_ok()
             }
             Ok(Cas::Lost(_)) => false,
             Err(error) => {

@@ -13,6 +13,7 @@
 //! - `state`: cursors, dead letters and worker leases (DynamoDB, in memory);
 //! - `reader`: the DPL stream read from a position (Kinesis, in memory);
 //! - `queue`: catch-up requests (SQS, in memory);
+//! - `archive`: the DPL history beyond the stream's retention (staging);
 //! - `destination`: customer endpoints, `kinesis` (with feature `aws`) and
 //!   `eventhubs` (with feature `eventhubs`); `secrets`: their credentials.
 //!
@@ -30,7 +31,14 @@ pub mod delivery;
 pub mod subscription;
 pub mod summary;
 
-#[cfg(all(feature = "streams", feature = "aws", feature = "eventhubs"))]
+#[cfg(feature = "streams")]
+pub mod archive;
+#[cfg(all(
+    feature = "streams",
+    feature = "aws",
+    feature = "eventhubs",
+    feature = "s3"
+))]
 pub mod build;
 #[cfg(feature = "streams")]
 pub mod catchup;

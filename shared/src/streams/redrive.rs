@@ -7,6 +7,7 @@
 
 use tokio::time::{timeout_at, Instant};
 
+use super::archive::Archive;
 use super::dead_letter::DeadLetter;
 use super::delivery::Delivery;
 use super::destination::{Destinations, Outcome};
@@ -33,13 +34,14 @@ pub struct Redriven {
     pub error: Option<String>,
 }
 
-impl<S, T, D, R, Q> Engine<S, T, D, R, Q>
+impl<S, T, D, R, Q, A> Engine<S, T, D, R, Q, A>
 where
     S: SubscriptionStore + Send + Sync,
     T: DeliveryState,
     D: Destinations,
     R: ShardReader,
     Q: CatchUpQueue,
+    A: Archive,
 {
     /// Sends `subscription`'s dead letters again, oldest first, until none
     /// is left that the destination accepts, or `deadline`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use tokio::time::Instant;
 
+use super::archive::NoArchive;
 use super::check::{check_delivery, DeliveryCheck};
 use super::delivery::Delivery;
 use super::destination::{Destination, Destinations, Outcome, SendReport};
@@ -163,8 +164,14 @@ pub fn subscription(n: u64, oem: &str, name: &str) -> Subscription {
     .unwrap()
 }
 
-pub type TestEngine =
-    Engine<InMemorySubscriptions, InMemoryState, Endpoints, InMemoryDplStream, InMemoryQueue>;
+pub type TestEngine = Engine<
+    InMemorySubscriptions,
+    InMemoryState,
+    Endpoints,
+    InMemoryDplStream,
+    InMemoryQueue,
+    NoArchive,
+>;
 
 pub fn engine(subscriptions: Vec<Subscription>, budget: Duration) -> TestEngine {
     let mut config = EngineConfig::new(Transport::Kinesis);
@@ -177,6 +184,7 @@ pub fn engine(subscriptions: Vec<Subscription>, budget: Duration) -> TestEngine 
             destinations: Endpoints::default(),
             reader: InMemoryDplStream::new(),
             queue: InMemoryQueue::new(),
+            archive: NoArchive,
         },
         config,
     )

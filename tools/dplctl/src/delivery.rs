@@ -9,6 +9,7 @@ use anyhow::bail;
 use aws_config::SdkConfig;
 use dpl::examples::seed_record;
 use dpl::position::Position;
+use dpl::streams::archive::NoArchive;
 use dpl::streams::build::{destinations as build, AnyDestinations, DestinationSettings};
 use dpl::streams::delivery::Delivery;
 use dpl::streams::destination::{Destination, Destinations};
@@ -105,6 +106,7 @@ pub async fn redrive(
             reader: KinesisReader::new(aws_sdk_kinesis::Client::new(aws), tables.dpl_stream),
             // A redrive asks for no catch-up.
             queue: InMemoryQueue::new(),
+            archive: NoArchive,
         },
         EngineConfig::new(subscription.transport()),
     );

@@ -6,7 +6,7 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_kinesis::types::ShardIteratorType;
 
 use super::{Page, ReadError, ShardReader, StreamRecord};
-use crate::position::Position;
+use crate::position::{HashRange, Position};
 use crate::streams::cursor::Resume;
 use crate::Timestamp;
 
@@ -17,6 +17,9 @@ const THROTTLING: [&str; 2] = [
     "ProvisionedThroughputExceededException",
     "KMSThrottlingException",
 ];
+
+/// Reads from the trim horizon before giving up on finding its record.
+const FIRST_RECORD_READS: usize = 5;
 
 /// The DPL stream, by name or ARN.
 #[derive(Clone, Debug)]
@@ -53,18 +56,33 @@ where
 
 /// Kinesis iterators are opaque and do not name their shard, so the
 /// iterators this adapter hands out carry it: `{shard}|{iterator}`.
+impl KinesisReader {
+    /// The stream named by name or ARN in a request builder.
+    fn named<B>(
+        &self,
+        builder: B,
+        by_arn: impl FnOnce(B, &str) -> B,
+        by_name: impl FnOnce(B, &str) -> B,
+    ) -> B {
+        if self.stream.starts_with("arn:") {
+            by_arn(builder, &self.stream)
+        } else {
+            by_name(builder, &self.stream)
+        }
+    }
+}
+
 impl ShardReader for KinesisReader {
     async fn iterator(&self, shard: &str, from: &Resume) -> Result<String, ReadError> {
         let (kind, sequence) = match from {
             Resume::At(sequence) => (ShardIteratorType::AtSequenceNumber, sequence),
             Resume::After(sequence) => (ShardIteratorType::AfterSequenceNumber, sequence),
         };
-        let request = self.client.get_shard_iterator();
-        let request = if self.stream.starts_with("arn:") {
-            request.stream_arn(&self.stream)
-        } else {
-            request.stream_name(&self.stream)
-        };
+        let request = self.named(
+            self.client.get_shard_iterator(),
+            |r, s| r.stream_arn(s),
+            |r, s| r.stream_name(s),
+        );
         let output = request
             .shard_id(shard)
             .shard_iterator_type(kind)
@@ -117,5 +135,63 @@ impl ShardReader for KinesisReader {
                 .millis_behind_latest()
                 .and_then(|ms| u64::try_from(ms).ok()),
         })
+    }
+
+    async fn first_retained(&self, shard: &str) -> Result<Option<StreamRecord>, ReadError> {
+        let request = self.named(
+            self.client.get_shard_iterator(),
+            |r, s| r.stream_arn(s),
+            |r, s| r.stream_name(s),
+        );
+        let mut iterator = request
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(read_error)?
+            .shard_iterator
+            .map(|i| format!("{shard}|{i}"));
+        // GetRecords may answer empty pages before the first record; a few
+        // reads find it, or reach the tip.
+        for _ in 0..FIRST_RECORD_READS {
+            let Some(current) = iterator.take() else {
+                break;
+            };
+            let page = self.read(&current, 1).await?;
+            if let Some(record) = page.records.into_iter().next() {
+                return Ok(Some(record));
+            }
+            if page.millis_behind == Some(0) {
+                break;
+            }
+            iterator = page.next;
+        }
+        Ok(None)
+    }
+
+    async fn hash_range(&self, shard: &str) -> Result<HashRange, ReadError> {
+        let mut next: Option<String> = None;
+        loop {
+            let mut request = self.client.list_shards();
+            request = match &next {
+                Some(token) => request.next_token(token),
+                None => self.named(request, |r, s| r.stream_arn(s), |r, s| r.stream_name(s)),
+            };
+            let output = request.send().await.map_err(read_error)?;
+            if let Some(found) = output.shards().iter().find(|s| s.shard_id() == shard) {
+                let range = found.hash_key_range();
+                return range
+                    .and_then(|r| HashRange::parse(r.starting_hash_key(), r.ending_hash_key()))
+                    .ok_or_else(|| {
+                        ReadError::Failed(format!("shard {shard} has no hash key range"))
+                    });
+            }
+            next = output.next_token().map(str::to_owned);
+            if next.is_none() {
+                return Err(ReadError::Failed(format!(
+                    "the DPL stream has no shard {shard}"
+                )));
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Page, ReadError, ShardReader, StreamRecord};
-use crate::position::{Position, SequenceNumber};
+use crate::position::{HashRange, Position, SequenceNumber};
 use crate::streams::cursor::Resume;
 use crate::Timestamp;
 
@@ -14,6 +14,8 @@ use crate::Timestamp;
 #[derive(Debug, Default)]
 pub struct InMemoryDplStream {
     shards: Mutex<HashMap<String, Vec<StreamRecord>>>,
+    /// Per shard, how many of its oldest records are past retention.
+    trimmed: Mutex<HashMap<String, usize>>,
     reads: Mutex<usize>,
 }
 
@@ -48,6 +50,25 @@ impl InMemoryDplStream {
         self.lock().get(shard).cloned().unwrap_or_default()
     }
 
+    /// Drops the oldest `count` records of `shard`, as retention does.
+    pub fn trim(&self, shard: &str, count: usize) {
+        *self
+            .trimmed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shard.to_owned())
+            .or_default() = count;
+    }
+
+    fn trimmed(&self, shard: &str) -> usize {
+        self.trimmed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(shard)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// `GetRecords` calls made.
     pub fn reads(&self) -> usize {
         *self.reads.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,9 +95,11 @@ impl ShardReader for InMemoryDplStream {
             .rsplit_once('|')
             .and_then(|(shard, index)| Some((shard, index.parse::<usize>().ok()?)))
             .ok_or_else(|| ReadError::Failed(format!("not an iterator: {iterator}")))?;
+        let trimmed = self.trimmed(shard);
         let shards = self.lock();
         let records = shards.get(shard).map(Vec::as_slice).unwrap_or_default();
-        let start = index.min(records.len());
+        // Reading before the trim horizon starts at it, as Kinesis does.
+        let start = index.max(trimmed).min(records.len());
         let end = records.len().min(start + limit);
         let page: Vec<StreamRecord> = records[start..end].to_vec();
         let millis_behind = match (page.last(), records.last()) {
@@ -94,6 +117,15 @@ impl ShardReader for InMemoryDplStream {
                 millis_behind.max(1)
             }),
         })
+    }
+
+    async fn first_retained(&self, shard: &str) -> Result<Option<StreamRecord>, ReadError> {
+        let trimmed = self.trimmed(shard);
+        Ok(self.lock().get(shard).and_then(|r| r.get(trimmed)).cloned())
+    }
+
+    async fn hash_range(&self, _shard: &str) -> Result<HashRange, ReadError> {
+        Ok(HashRange::ALL)
     }
 }
 

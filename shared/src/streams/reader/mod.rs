@@ -14,7 +14,7 @@ use aws_lambda_events::encodings::SecondTimestamp;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 
 use super::cursor::Resume;
-use crate::position::Position;
+use crate::position::{HashRange, Position};
 use crate::Timestamp;
 
 pub mod kinesis;
@@ -107,4 +107,15 @@ pub trait ShardReader: Send + Sync {
         iterator: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Page, ReadError>> + Send;
+
+    /// The oldest record `shard` still keeps (`TRIM_HORIZON`), if any:
+    /// whatever came before it is past the stream's retention.
+    fn first_retained(
+        &self,
+        shard: &str,
+    ) -> impl Future<Output = Result<Option<StreamRecord>, ReadError>> + Send;
+
+    /// The hash keys `shard` holds (`ListShards`' `HashKeyRange`): which
+    /// DSNs' events it has.
+    fn hash_range(&self, shard: &str) -> impl Future<Output = Result<HashRange, ReadError>> + Send;
 }

@@ -55,8 +55,6 @@ pub mod attr {
     pub const LAST_ERROR: &str = "last_error";
 }
 
-/// Why a store call failed.
-
 type Item = HashMap<String, AttributeValue>;
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {

@@ -25,6 +25,7 @@ pub use dynamo::DynamoSubscriptions;
 pub use item::attr;
 pub use memory::InMemorySubscriptions;
 
+/// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubscriptionStoreError {
     #[error("subscription {0} does not exist")]

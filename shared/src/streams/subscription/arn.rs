@@ -17,6 +17,7 @@ pub const MAX_STREAM_NAME_LEN: usize = 128;
 pub const MAX_ROLE_NAME_LEN: usize = 64;
 pub const MAX_ROLE_PATH_LEN: usize = 512;
 
+/// The AWS partitions a Kinesis stream can live in.
 pub const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
 
 /// Why a text is not a Kinesis stream ARN, part by part.
@@ -208,8 +209,6 @@ impl<'de> Deserialize<'de> for KinesisStreamArn {
         text.parse().map_err(serde::de::Error::custom)
     }
 }
-
-/// Where a subscription delivers. The transport follows from the variant.
 
 /// `arn:PARTITION:iam::ACCOUNT_ID:role/[PATH/]NAME`. IAM is global: the
 /// region part is empty.

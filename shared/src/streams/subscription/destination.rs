@@ -7,6 +7,7 @@ use super::error::SubscriptionError;
 use super::eventhubs_names::{validate_hub, validate_namespace};
 use super::id::Transport;
 
+/// Where a subscription delivers. The transport follows from the variant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "transport", rename_all = "lowercase")]
 pub enum Destination {

@@ -112,8 +112,6 @@ impl FromStr for Transport {
     }
 }
 
-/// The AWS partitions a Kinesis stream can live in.
-
 #[cfg(test)]
 mod tests {
     use super::*;
