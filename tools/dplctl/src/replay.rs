@@ -2,27 +2,23 @@
 //! again, from the stored events (the staging objects of its OEM), through
 //! the normal delivery path (the subscription's [`Destination`]).
 //!
-//! Per hour it lists `staging/{hour}/{oem}/`, keeps the objects of the types
-//! the subscription takes, and merges them the way the export does
-//! ([`dpl::export::merge::Merge`], with [`reduce_fan_in`] for many objects):
-//! rows in (event time, event id) order, each event once. The events the
+//! Per hour it reads the archive ([`dpl::streams::archive`], the same the
+//! catch-up worker reads past the DPL stream's retention): the staging
+//! objects of the OEM and of the types the subscription takes, merged the
+//! way the export merges them, in (event time, event id) order, each event
+//! once. The events the
 //! subscription [accepts](Subscription::accepts) are sent in chunks of
 //! [`REPLAY_CHUNK`], in that order, each chunk after the previous one was
 //! accepted whole. Memory is one chunk plus one reader per merged file.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dpl::export::keys::HourLabel;
-use dpl::export::merge::Merge;
-use dpl::export::run::{reduce_fan_in, DEFAULT_MAX_FAN_IN};
-use dpl::export::staging::gzip_reader;
-use dpl::export::{Layout, ObjectStore};
+use dpl::export::Layout;
 use dpl::position::Position;
+use dpl::streams::archive::{Archive, StagingArchive};
 use dpl::streams::delivery::Delivery;
 use dpl::streams::destination::{Destination, Destinations, Outcome};
 use dpl::streams::subscription::{Status, Subscription};
@@ -49,49 +45,6 @@ impl Replayed {
     pub fn total(&self) -> u64 {
         self.per_type.values().sum()
     }
-}
-
-/// The staging objects of `oem` in `hour` whose type `subscription` may
-/// accept, sorted by key.
-async fn staged<S: ObjectStore>(
-    store: &S,
-    layout: &Layout,
-    subscription: &Subscription,
-    hour: Timestamp,
-) -> anyhow::Result<Vec<String>> {
-    let prefix = format!(
-        "{}{}/",
-        layout.staging_hour_prefix(hour),
-        subscription.oem_id
-    );
-    let mut keys: Vec<String> = store
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter(|o| {
-            layout.parse_staging_key(&o.key).is_ok_and(|p| {
-                p.oem_id == subscription.oem_id
-                    && subscription.filters.event_types.allows(&p.event_type)
-            })
-        })
-        .map(|o| o.key)
-        .collect();
-    keys.sort();
-    Ok(keys)
-}
-
-async fn download<S: ObjectStore>(
-    store: &S,
-    keys: &[String],
-    dir: &Path,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::with_capacity(keys.len());
-    for (n, key) in keys.iter().enumerate() {
-        let path = dir.join(format!("{n}.ndjson.gz"));
-        store.download(key, &path).await?;
-        files.push(path);
-    }
-    Ok(files)
 }
 
 /// Sends `chunk` and empties it; fails unless every event was accepted.
@@ -129,15 +82,14 @@ async fn flush<D: Destination>(
     Ok(())
 }
 
-/// Replays `hours` of `subscription` from `store` to `destinations`, or
+/// Replays `hours` of `subscription` from `archive` to `destinations`, or
 /// only counts (`dry_run`).
-pub async fn replay<S: ObjectStore, D: Destinations>(
-    store: &S,
+pub async fn replay<A: Archive, D: Destinations>(
+    archive: &A,
     destinations: &D,
     subscription: &Subscription,
     hours: &[Timestamp],
     dry_run: bool,
-    work_dir: &Path,
 ) -> anyhow::Result<Replayed> {
     if subscription.status != Status::Enabled {
         bail!(
@@ -152,7 +104,6 @@ pub async fn replay<S: ObjectStore, D: Destinations>(
             anyhow::anyhow!("{}: cannot reach the destination: {e}", subscription.id)
         })?)
     };
-    let layout = Layout::default();
     let bar = ProgressBar::new(hours.len() as u64).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} hours {msg}")
             .context("progress style")?,
@@ -161,22 +112,14 @@ pub async fn replay<S: ObjectStore, D: Destinations>(
     let mut chunk: Vec<Delivery> = Vec::with_capacity(REPLAY_CHUNK);
     let mut sent = 0u64;
     for &hour in hours {
-        let keys = staged(store, &layout, subscription, hour).await?;
-        let dir = tempfile::Builder::new()
-            .prefix("dplctl-replay-")
-            .tempdir_in(work_dir)
-            .with_context(|| format!("a work directory in {}", work_dir.display()))?;
-        let files = download(store, &keys, dir.path()).await?;
-        let (files, _) = reduce_fan_in(files, DEFAULT_MAX_FAN_IN, dir.path())?;
-        let readers = files
-            .iter()
-            .map(|path| {
-                File::open(path)
-                    .map(|f| gzip_reader(BufReader::new(f)))
-                    .with_context(|| format!("opening {}", path.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        for record in Merge::new(readers) {
+        let staged = archive
+            .hour(
+                &subscription.oem_id,
+                hour,
+                &subscription.filters.event_types,
+            )
+            .await?;
+        for record in staged {
             let record = record.with_context(|| format!("staging of {}", HourLabel(hour)))?;
             replayed.read += 1;
             if !subscription.accepts(&record.dpl_event) {
@@ -257,17 +200,9 @@ pub async fn run(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let store = dpl::export::s3::S3Store::from_sdk_config(aws, bucket);
-    let work_dir = std::env::temp_dir();
+    let archive = StagingArchive::new(store, Layout::default(), std::env::temp_dir());
     let destinations = crate::delivery::destinations(aws, subscription.transport());
-    let replayed = replay(
-        &store,
-        &destinations,
-        subscription,
-        hours,
-        dry_run,
-        &work_dir,
-    )
-    .await?;
+    let replayed = replay(&archive, &destinations, subscription, hours, dry_run).await?;
     print!("{}", summary_text(subscription, hours, &replayed, dry_run));
     Ok(())
 }
