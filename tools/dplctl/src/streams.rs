@@ -583,12 +583,18 @@ fn print_subscription(
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
-        let mut value = serde_json::to_value(subscription)?;
-        value["delivery"] = serde_json::to_value(DeliverySummary::new(
-            &delivery.cursors,
-            delivery.dead_letter_count,
-        ))?;
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        /// The subscription's fields in their order, then its delivery.
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            subscription: &'a Subscription,
+            delivery: DeliverySummary,
+        }
+        let shown = Shown {
+            subscription,
+            delivery: DeliverySummary::new(&delivery.cursors, delivery.dead_letter_count),
+        };
+        println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         print!("{}", show_text(subscription, delivery, Timestamp::now()));
     }

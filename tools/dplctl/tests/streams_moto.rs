@@ -298,6 +298,15 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
     let shown = cli.json(&["show", &hubs_id, "--json"], None);
     assert_eq!(shown["destination"]["namespace"], "contoso-events");
     assert_eq!(shown["status"], "enabled");
+    assert_eq!(shown["delivery"]["behind_shards"], 0);
+    // The fields in the model's order (id first), the delivery state last.
+    let raw = cli.ok(&["show", &hubs_id, "--json"], None);
+    let fields: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("  \"")?.split('"').next())
+        .collect();
+    assert_eq!(fields.first(), Some(&"id"), "{raw}");
+    assert_eq!(fields.last(), Some(&"delivery"), "{raw}");
 
     // disable, enable.
     assert_eq!(
