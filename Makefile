@@ -23,8 +23,8 @@ lint-template: ## cfn-lint and checkov (security) on template.yaml
 build: ## Lambda zips of every function (arm64; ARCH=x86_64 for x86), sizes checked
 	scripts/build-functions.sh $(or $(ARCH),arm64)
 
-bench: ## run the criterion benches
-	cargo bench --workspace
+bench: ## run every bench (criterion, delivery at distance, outage drills) against a local moto
+	scripts/with-moto.sh cargo bench --workspace
 
 demo: ## simulated fleet through every function on a private moto; DEMO_ARGS="--devices 200 --hours 3"
 	scripts/with-moto.sh cargo run --quiet -p demo -- $(DEMO_ARGS)
