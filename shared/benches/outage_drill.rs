@@ -191,7 +191,8 @@ fn scenario(args: &[String]) -> Scenario {
         shards: 4,
         devices: 10_000,
         events_per_s: value("--rate", if quick { 100 } else { 1_000 }),
-        batch_size: 500,
+        // The template's `StreamBatchSize`.
+        batch_size: 1_000,
         rtt: Duration::from_millis(value("--rtt-ms", 30)),
         storage_latency: Duration::from_millis(4),
         outage_start: minutes(value("--start-min", if quick { 2 } else { 5 })),

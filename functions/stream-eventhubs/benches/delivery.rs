@@ -1,13 +1,14 @@
 //! Event Hubs at distance: DPL events delivered to one subscription's event
 //! hub on the local Event Hubs endpoint (`tools/eventhubs-local`: real
 //! HTTP/1.1, SAS checked on every request) through a `faultproxy` that adds
-//! a round trip (0, 10, 30, 80 ms), in DPL batches of 500 records (the
-//! template's `StreamBatchSize`), 500 distinct DSNs per batch. Results:
+//! a round trip (0, 10, 30, 80 ms), in DPL batches of 1,000 records (the
+//! template's `StreamBatchSize`; `--batch` changes it), each event of a
+//! batch from its own DSN. Results:
 //! `docs/benchmarks.md`, "Customer streams at distance".
 //!
 //! ```text
 //! cargo bench -p stream-eventhubs --bench delivery                     # every round trip
-//! cargo bench -p stream-eventhubs --bench delivery -- --rtt 30 --events 10000 --concurrency 64
+//! cargo bench -p stream-eventhubs --bench delivery -- --rtt 30 --events 10000 --concurrency 64 --batch 500
 //! ```
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it): 1,000 events
@@ -74,6 +75,13 @@ type Now = StreamFunction<
     NoArchive,
 >;
 
+/// What a run's engine is built with.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    batch_records: usize,
+    concurrency: usize,
+}
+
 /// One subscription taking every event of the bench OEM, to [`HUB`] of
 /// [`NAMESPACE`] (whose key is `hub`'s), reached at `endpoint`
 /// (`http://{proxy}`; the client appends `/{namespace host}`); the DPL
@@ -81,7 +89,7 @@ type Now = StreamFunction<
 fn build(
     hub: &HubKey,
     endpoint: &str,
-    concurrency: usize,
+    setup: Setup,
     workload: &Workload,
 ) -> (Now, Vec<Vec<KinesisEventRecord>>) {
     let spec = SubscriptionSpec {
@@ -104,9 +112,9 @@ fn build(
     )
     .expect("a valid subscription");
     let connection = hub.connection_string();
-    let (reader, batches) = dpl_stream(workload, BATCH_RECORDS);
+    let (reader, batches) = dpl_stream(workload, setup.batch_records);
     let sending = EventHubSending {
-        concurrency,
+        concurrency: setup.concurrency,
         ..EventHubSending::default()
     };
     let ports = Ports {
@@ -157,7 +165,7 @@ fn floor(batches: &[Vec<KinesisEventRecord>]) -> usize {
 async fn run(
     round_trip: Duration,
     workload: Workload,
-    concurrency: usize,
+    setup: Setup,
 ) -> anyhow::Result<DistanceRow> {
     let load_before = load();
     let hub = HubKey::new(NAMESPACE, HUB, "send", KEY);
@@ -175,7 +183,7 @@ async fn run(
     .await
     .context("local Event Hubs endpoint")?;
     let proxy = link(hubs.addr(), round_trip).await?;
-    let (engine, batches) = build(&hub, &url(&proxy), concurrency, &workload);
+    let (engine, batches) = build(&hub, &url(&proxy), setup, &workload);
 
     let drained = drain(&engine, &batches).await?;
     let stats = proxy.stats();
@@ -223,12 +231,16 @@ async fn run(
 
 fn main() -> anyhow::Result<()> {
     let runtime = delivery_bench::runtime()?;
+    let setup = Setup {
+        batch_records: arg::<usize>("--batch")?.unwrap_or(BATCH_RECORDS),
+        concurrency: arg::<usize>("--concurrency")?.unwrap_or(DEFAULT_CONCURRENCY),
+    };
     if !full_run() {
         let workload = Workload {
             events: 1_000,
             devices: 50,
         };
-        let row = runtime.block_on(run(Duration::ZERO, workload, DEFAULT_CONCURRENCY))?;
+        let row = runtime.block_on(run(Duration::ZERO, workload, setup))?;
         ensure!(
             row.verdict.holds() && row.verdict.duplicates == 0,
             "{}",
@@ -236,7 +248,7 @@ fn main() -> anyhow::Result<()> {
         );
         // Nothing fell behind at 0 ms: every request carried one DPL
         // batch's events of one DSN, so none can beat the floor.
-        let floor = floor(&dpl_stream(&workload, BATCH_RECORDS).1);
+        let floor = floor(&dpl_stream(&workload, setup.batch_records).1);
         ensure!(
             row.link.requests_forwarded as usize >= floor,
             "fewer requests than the floor {floor}"
@@ -244,16 +256,16 @@ fn main() -> anyhow::Result<()> {
         println!("{}\n{}", DistanceRow::HEADER, row.line());
         return Ok(());
     }
-    let concurrency = arg::<usize>("--concurrency")?.unwrap_or(DEFAULT_CONCURRENCY);
     let events = arg::<usize>("--events")?.unwrap_or(FULL_RUN_EVENTS);
     println!(
-        "Event Hubs at distance, positions and catch-up, one subscription, DPL batches of {BATCH_RECORDS}, \
-         {concurrency} DSNs in flight"
+        "Event Hubs at distance, positions and catch-up, one subscription, DPL batches of {}, \
+         {} DSNs in flight",
+        setup.batch_records, setup.concurrency
     );
     let mut rows = Vec::new();
     for round_trip in round_trips()? {
         let workload = Workload::ten_per_device(events);
-        let row = runtime.block_on(run(round_trip, workload, concurrency))?;
+        let row = runtime.block_on(run(round_trip, workload, setup))?;
         println!("{}", row.line());
         rows.push(row.line());
     }

@@ -1,8 +1,8 @@
 //! Kinesis at distance: DPL events delivered to one subscription's customer
 //! stream through a `faultproxy` that adds a round trip (0, 10, 30, 80 ms)
-//! to the customer Kinesis client only, in DPL batches of 500 records (the
-//! template's `StreamBatchSize`; `--batch` changes it), 500 distinct DSNs
-//! per batch, to two kinds of customer stream:
+//! to the customer Kinesis client only, in DPL batches of 1,000 records
+//! (the template's `StreamBatchSize`; `--batch` changes it), each event of
+//! a batch from its own DSN, to two kinds of customer stream:
 //!
 //! - **moto** (8 shards): the AWS emulator, read back afterwards
 //!   (`TRIM_HORIZON`, `GetRecords` on every shard, not through the proxy);

@@ -4,9 +4,10 @@
 //! round trip and an outage window. Everything runs on tokio's paused
 //! clock: a simulated hour takes seconds.
 //!
-//! The engine under test (today's parking, or positions and catch-up) sits
-//! behind [`Engine`]; the world, the measurements and the assertion over
-//! what each endpoint received are the same for both.
+//! The engine under test sits behind [`Engine`]; the world, the
+//! measurements and the assertion over what each endpoint received are the
+//! same whatever it is (the design before, parking, was measured with this
+//! world: `docs/benchmarks.md`, "Outage drill").
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -131,6 +132,9 @@ pub struct DplStream {
     shards: Vec<Mutex<Shard>>,
     templates: Vec<DplRecord>,
     /// Wall-clock base of event timestamps: event `n` has time `t0 + n ms`.
+    /// The real time at the start: the engine compares arrival times with
+    /// the wall clock (a cursor older than the stream's retention reads the
+    /// archive), and simulated time only runs ahead of it.
     t0_ms: i64,
     /// When the run started, for the records' arrival timestamps.
     start: Instant,
@@ -168,7 +172,7 @@ impl DplStream {
                 })
                 .collect(),
             templates,
-            t0_ms: 1_767_225_600_000,
+            t0_ms: Timestamp::now().millis(),
             start: now,
             devices,
             sizes,

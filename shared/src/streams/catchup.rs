@@ -54,6 +54,31 @@ const ARRIVAL_SLACK_MS: i64 = 1_000;
 /// delivered already in that overlap are sent again (at least once).
 pub const ARCHIVE_OVERLAP: Duration = Duration::from_secs(300);
 
+/// How long after a record's arrival on the DPL stream event-store has
+/// surely staged it: its batching window (`EventStoreBatchingWindowSeconds`,
+/// at most 300 s) and the invocation, with room to spare.
+pub const STAGING_LAG: Duration = Duration::from_secs(600);
+
+/// What a replay of the archive delivered: the staged events that happened
+/// before `cut`, as staged when the replay began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ArchivedUntil {
+    cut: Timestamp,
+    /// Records that arrived on the stream before this were staged when the
+    /// replay read staging.
+    staged_before: Timestamp,
+}
+
+impl ArchivedUntil {
+    /// Whether the replay delivered this stream record already: it
+    /// happened before the cut and was staged in time. A record that
+    /// arrived later (it may not have been staged yet) is sent again rather
+    /// than risk losing it: at least once.
+    fn covers(&self, event: &crate::DeviceEvent, delivery: &Delivery) -> bool {
+        event.time() < self.cut && delivery.arrival < self.staged_before
+    }
+}
+
 /// Archived events sent per page.
 const ARCHIVE_PAGE: usize = 1_000;
 
@@ -377,9 +402,9 @@ impl Follow {
         let mut held: Vec<Delivery> = Vec::new();
         let mut page: Option<PageEnd> = None;
         let mut tries = 0u32;
-        // Past the stream's retention, the start comes from the archive; the
-        // stream's records from before `archived_until` were in it.
-        let archived_until = self.beyond_retention(engine, until, stop).await?;
+        // Past the stream's retention, the start comes from the archive;
+        // the stream's records it covered are not sent again.
+        let archived = self.beyond_retention(engine, until, stop).await?;
         loop {
             if stop.load(Ordering::Relaxed) || Instant::now() >= until {
                 return self.checkpoint(engine, true).await;
@@ -436,35 +461,14 @@ impl Follow {
                 held = decode_page(&read)
                     .into_iter()
                     .filter(|(event, _)| self.subscription.accepts(event))
-                    .filter(|(event, _)| archived_until.is_none_or(|cut| event.time() >= cut))
+                    .filter(|(event, delivery)| {
+                        archived.is_none_or(|archived| !archived.covers(event, delivery))
+                    })
                     .map(|(_, delivery)| delivery)
                     .collect();
             }
             if !held.is_empty() {
-                let deliveries: Vec<&Delivery> = held.iter().collect();
-                let deadline = (Instant::now() + config.send_budget).min(until);
-                let report = engine.send(&self.subscription, &deliveries, deadline).await;
-                let outcomes = engine
-                    .dead_letter(&self.subscription, &deliveries, report.outcomes)
-                    .await;
-                let delivered = outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Accepted))
-                    .count();
-                self.followed.delivered += delivered;
-                self.followed.dead_lettered += outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Rejected(_)))
-                    .count();
-                let mut outcomes = outcomes.into_iter();
-                held.retain(|_| matches!(outcomes.next(), Some(Outcome::Pending)));
-                engine
-                    .record_health(
-                        &self.subscription.id,
-                        delivered > 0,
-                        report.error.as_deref(),
-                    )
-                    .await;
+                self.send_held(engine, &mut held, until).await;
             }
             match held.first() {
                 None => {
@@ -494,15 +498,15 @@ impl Follow {
     /// When the cursor lies past the stream's retention (records after it
     /// were trimmed), delivers the staged events of this shard from about
     /// the cursor's time to the oldest record the stream keeps, then moves
-    /// the cursor there. Returns that cut: the stream's records with an
-    /// earlier event time came from the archive. `None` when the stream
-    /// still has everything after the cursor.
+    /// the cursor there (or, when the stream holds nothing any more, up to
+    /// now). Returns what the archive delivered ([`ArchivedUntil`]); `None`
+    /// when the stream still has everything after the cursor.
     async fn beyond_retention<S, T, D, R, Q, A>(
         &mut self,
         engine: &Engine<S, T, D, R, Q, A>,
         until: Instant,
         stop: &AtomicBool,
-    ) -> Result<Option<Timestamp>, String>
+    ) -> Result<Option<ArchivedUntil>, String>
     where
         S: SubscriptionStore + Send + Sync,
         T: DeliveryState,
@@ -528,7 +532,10 @@ impl Follow {
         {
             return Ok(None);
         }
-        let cut = first.as_ref().map_or_else(Timestamp::now, |r| r.arrival);
+        let now = Timestamp::now();
+        let cut = first.as_ref().map_or(now, |r| r.arrival);
+        let staged_before = Timestamp::from_millis(now.millis() - STAGING_LAG.as_millis() as i64)
+            .map_err(|e| e.to_string())?;
         let range = reader.hash_range(&shard).await.map_err(|e| e.to_string())?;
         tracing::warn!(subscription = %self.subscription.id, shard, since = %self.cursor.since.iso_seconds(),
             cut = %cut.iso_seconds(), "catch-up past the DPL stream's retention: delivering from the archive");
@@ -538,7 +545,7 @@ impl Follow {
             self.cursor.since = first.arrival;
             self.checkpoint(engine, true).await?;
         }
-        Ok(Some(cut))
+        Ok(Some(ArchivedUntil { cut, staged_before }))
     }
 
     /// Delivers the archived events of this shard with an event time from
@@ -628,30 +635,7 @@ impl Follow {
                 self.checkpoint(engine, true).await?;
                 return Err("the run ended in the archive part; the next one resumes it".into());
             }
-            let deliveries: Vec<&Delivery> = held.iter().collect();
-            let deadline = (Instant::now() + config.send_budget).min(until);
-            let report = engine.send(&self.subscription, &deliveries, deadline).await;
-            let outcomes = engine
-                .dead_letter(&self.subscription, &deliveries, report.outcomes)
-                .await;
-            let delivered = outcomes
-                .iter()
-                .filter(|o| matches!(o, Outcome::Accepted))
-                .count();
-            self.followed.delivered += delivered;
-            self.followed.dead_lettered += outcomes
-                .iter()
-                .filter(|o| matches!(o, Outcome::Rejected(_)))
-                .count();
-            let mut outcomes = outcomes.into_iter();
-            held.retain(|_| matches!(outcomes.next(), Some(Outcome::Pending)));
-            engine
-                .record_health(
-                    &self.subscription.id,
-                    delivered > 0,
-                    report.error.as_deref(),
-                )
-                .await;
+            self.send_held(engine, &mut held, until).await;
             if !held.is_empty() {
                 tries += 1;
                 sleep(
@@ -667,6 +651,48 @@ impl Follow {
             self.checkpoint(engine, false).await?;
         }
         Ok(())
+    }
+
+    /// Sends `held` once, within the send budget: the accepted and the
+    /// dead-lettered leave it, the pending stay, in order; counts both and
+    /// records the health.
+    async fn send_held<S, T, D, R, Q, A>(
+        &mut self,
+        engine: &Engine<S, T, D, R, Q, A>,
+        held: &mut Vec<Delivery>,
+        until: Instant,
+    ) where
+        S: SubscriptionStore + Send + Sync,
+        T: DeliveryState,
+        D: Destinations,
+        R: ShardReader,
+        Q: CatchUpQueue,
+        A: Archive,
+    {
+        let deliveries: Vec<&Delivery> = held.iter().collect();
+        let deadline = (Instant::now() + engine.config.catch_up.send_budget).min(until);
+        let report = engine.send(&self.subscription, &deliveries, deadline).await;
+        let outcomes = engine
+            .dead_letter(&self.subscription, &deliveries, report.outcomes)
+            .await;
+        let delivered = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Accepted))
+            .count();
+        self.followed.delivered += delivered;
+        self.followed.dead_lettered += outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Rejected(_)))
+            .count();
+        let mut outcomes = outcomes.into_iter();
+        held.retain(|_| matches!(outcomes.next(), Some(Outcome::Pending)));
+        engine
+            .record_health(
+                &self.subscription.id,
+                delivered > 0,
+                report.error.as_deref(),
+            )
+            .await;
     }
 
     /// Everything before `bound` is delivered; `since` is when the DPL
@@ -1003,15 +1029,14 @@ mod archive_tests {
         (record, Timestamp::from_millis(at.millis() + 100).unwrap())
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_cursor_past_the_streams_retention_catches_up_from_the_archive_then_the_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::default();
+    /// An engine of one subscription ("late", OEM `oem1`) whose DPL stream
+    /// keeps a day and whose archive is staging in `dir`.
+    fn archive_engine(dir: &std::path::Path) -> (ArchiveEngine, Subscription) {
         let sub = subscription(1, "oem1", "late");
         let mut config = EngineConfig::new(Transport::Kinesis);
         config.cache_ttl = Duration::ZERO;
         config.catch_up.retention = Duration::from_secs(86_400);
-        let engine: ArchiveEngine = Engine::new(
+        let engine = Engine::new(
             Ports {
                 subscriptions: InMemorySubscriptions::with([sub.clone()]),
                 state: InMemoryState::new(),
@@ -1019,17 +1044,24 @@ mod archive_tests {
                 reader: InMemoryDplStream::new(),
                 queue: InMemoryQueue::new(),
                 archive: StagingArchive::new(
-                    DirStore::new(dir.path().join("bucket")),
-                    layout.clone(),
-                    dir.path(),
+                    DirStore::new(dir.join("bucket")),
+                    Layout::default(),
+                    dir,
                 ),
             },
             config,
         );
-        // Thirty events, months ago: on the stream and, as event-store
-        // writes them, in staging.
-        let t0 = 1_598_607_936_000;
-        let events: Vec<_> = (0..30).map(|n| event(n, t0)).collect();
+        (engine, sub)
+    }
+
+    /// Thirty events, months ago, on the stream and (as event-store writes
+    /// them) in staging under `dir`; the subscription fell behind at the
+    /// first, its endpoint then back.
+    async fn thirty_old_events_missed(
+        engine: &ArchiveEngine,
+        dir: &std::path::Path,
+    ) -> Vec<(crate::DplRecord, Timestamp)> {
+        let events: Vec<_> = (0..30).map(|n| event(n, 1_598_607_936_000)).collect();
         let stream = &engine.ports().reader;
         for (record, arrival) in &events {
             stream.append(SHARD, record.to_json(), *arrival);
@@ -1040,31 +1072,40 @@ mod archive_tests {
             oem_id: "oem1".into(),
             event_type: EventType::Connectivity,
         };
-        let (first, last) = (
-            records[0].position.sequence(),
-            records[29].position.sequence(),
-        );
         let range = BatchRange {
             shard_id: SHARD,
-            first_sequence: first.as_str(),
-            last_sequence: last.as_str(),
+            first_sequence: records[0].position.sequence().as_str(),
+            last_sequence: records[29].position.sequence().as_str(),
         };
-        let key = layout.staging_key(&partition, &range).unwrap();
+        let key = Layout::default().staging_key(&partition, &range).unwrap();
         let staged: Vec<crate::DplRecord> = events.iter().map(|(r, _)| r.clone()).collect();
-        let path = dir.path().join("bucket").join(&key);
+        let path = dir.join("bucket").join(&key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, staging::encode(&staged)).unwrap();
-
-        // The subscription fell behind at the first event; since then the
-        // stream has dropped its first twenty records.
         engine.ports().destinations.set("late", Behaviour::Down);
         let batch: Vec<_> = records.iter().map(|r| r.lambda_record()).collect();
         engine
             .dispatch(&batch, Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
-        stream.trim(SHARD, 20);
         engine.ports().destinations.set("late", Behaviour::Accept);
+        events
+    }
+
+    fn ids(events: &[(crate::DplRecord, Timestamp)]) -> Vec<(String, EventId)> {
+        events
+            .iter()
+            .map(|(r, _)| (r.partition_key().to_owned(), r.event_id))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_past_the_streams_retention_catches_up_from_the_archive_then_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, sub) = archive_engine(dir.path());
+        let events = thirty_old_events_missed(&engine, dir.path()).await;
+        // Since then the stream has dropped its first twenty records.
+        engine.ports().reader.trim(SHARD, 20);
         let report = engine
             .catch_up(SHARD, Instant::now() + Duration::from_secs(600))
             .await
@@ -1073,15 +1114,38 @@ mod archive_tests {
 
         // Every event once, each DSN in order: the first twenty-one from
         // the archive (up to the oldest record kept), the rest from the stream.
-        let expected: Vec<(String, EventId)> = events
-            .iter()
-            .map(|(r, _)| (r.partition_key().to_owned(), r.event_id))
-            .collect();
-        let check = check_delivery_of(&engine, "late", &expected);
+        let check = check_delivery_of(&engine, "late", &ids(&events));
         assert!(check.holds(), "{check}");
         assert_eq!(check.duplicates, 0, "{check}");
         let cursor = engine.ports().state.cursors_of(&sub.id).await.unwrap();
         assert_eq!(cursor[0].state, CursorState::HandedBack);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_kept_nothing_loses_no_event_that_arrives_after_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = archive_engine(dir.path());
+        let mut events = thirty_old_events_missed(&engine, dir.path()).await;
+        // Everything is past the stream's retention; then, while the worker
+        // reads the archive, an event that happened a moment ago arrives:
+        // not staged yet, so it must come from the stream.
+        let stream = &engine.ports().reader;
+        stream.trim(SHARD, 30);
+        let now = Timestamp::now().millis();
+        let (late, _) = event(0, now - 2_000);
+        let late = crate::DplRecord {
+            event_id: EventId::derive("just now", EventType::Connectivity),
+            ..late
+        };
+        stream.append(SHARD, late.to_json(), Timestamp::from_millis(now).unwrap());
+        events.push((late, Timestamp::from_millis(now).unwrap()));
+        let report = engine
+            .catch_up(SHARD, Instant::now() + Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(report.handed_back, 1, "{report:?}");
+        let check = check_delivery_of(&engine, "late", &ids(&events));
+        assert!(check.holds(), "{check}");
     }
 
     fn check_delivery_of(

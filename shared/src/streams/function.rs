@@ -31,7 +31,7 @@ pub const DELIVERY_STATE_TABLE_VAR: &str = "DELIVERY_STATE_TABLE";
 pub const DPL_STREAM_VAR: &str = "DPL_STREAM_NAME";
 /// SQS queue of catch-up requests.
 pub const CATCH_UP_QUEUE_URL_VAR: &str = "CATCH_UP_QUEUE_URL";
-/// Time one subscription may take per live batch, in ms (default 10000).
+/// Time one subscription may take per live batch, in ms (default 2000).
 pub const BUDGET_MS_VAR: &str = "SUBSCRIPTION_BUDGET_MS";
 /// How long the subscription list is reused, in ms (default 30000).
 pub const CACHE_TTL_MS_VAR: &str = "SUBSCRIPTION_CACHE_TTL_MS";
@@ -42,8 +42,8 @@ pub const CATCH_UP_READS_VAR: &str = "CATCH_UP_READS_PER_SECOND";
 /// Catch-up bytes read per second and shard (default 1000000).
 pub const CATCH_UP_BYTES_VAR: &str = "CATCH_UP_READ_BYTES_PER_SECOND";
 /// Requests in flight per destination (Event Hubs: DSNs at once; Kinesis:
-/// `PutRecords` calls at once). Default per transport, see
-/// `super::build::DEFAULT_CONCURRENCY`.
+/// `PutRecords` calls at once), 1 to 1024. Default per transport:
+/// `super::eventhubs::DEFAULT_CONCURRENCY`, `super::kinesis::DEFAULT_IN_FLIGHT`.
 pub const CONCURRENCY_VAR: &str = "DESTINATION_CONCURRENCY";
 
 /// How long the DPL stream keeps records, in hours (the template's
@@ -133,6 +133,14 @@ impl StreamConfig {
             |v| (1..=2_000_000).contains(v),
         )? {
             catch_up.read_bytes_per_second = bytes;
+        }
+        if let Some(hours) = parse::<u64>(
+            DPL_RETENTION_HOURS_VAR,
+            "a number of hours from 24 to 8760 (the DPL stream's retention)",
+            value(DPL_RETENTION_HOURS_VAR),
+            |v| (24..=8_760).contains(v),
+        )? {
+            catch_up.retention = Duration::from_secs(hours * 3_600);
         }
         Ok(Self {
             subscriptions_table: required(SUBSCRIPTIONS_TABLE_VAR)?,

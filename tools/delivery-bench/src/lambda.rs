@@ -170,3 +170,34 @@ pub fn dpl_stream(
         .collect();
     (stream, batches)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{dpl_event_number, Workload};
+    use dpl::position::Position;
+
+    #[test]
+    fn the_batches_are_the_streams_records_in_order_with_their_dsns() {
+        let workload = Workload {
+            events: 2_500,
+            devices: 1_000,
+        };
+        let (stream, batches) = dpl_stream(&workload, 1_000);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1_000, 1_000, 500]
+        );
+        let stored = stream.records(DPL_SHARD);
+        for (n, (lambda, stored)) in batches.iter().flatten().zip(&stored).enumerate() {
+            assert_eq!(Position::of_record(lambda).unwrap(), stored.position);
+            assert_eq!(dpl_event_number(&lambda.kinesis.data).unwrap(), n as u64);
+            assert_eq!(lambda.kinesis.partition_key, workload.dsn(n as u64));
+        }
+        let distinct: std::collections::HashSet<_> = batches[0]
+            .iter()
+            .map(|r| &r.kinesis.partition_key)
+            .collect();
+        assert_eq!(distinct.len(), 1_000, "a full batch holds distinct DSNs");
+    }
+}

@@ -41,9 +41,9 @@ struct Cli {
 enum Command {
     /// Customer stream subscriptions (`docs/streams.md`).
     Streams(streams::StreamsArgs),
-    /// Subscription health (state, last delivery, lag, parked events, last
-    /// error) and the export's files, rows and bytes per recent hour, read
-    /// from the manifests.
+    /// Subscription health (state, live or behind and for how long, last
+    /// delivery, dead letters, last error) and the export's files, rows and
+    /// bytes per recent hour, read from the manifests.
     Status(status::StatusArgs),
     /// Export one hour, or a range of hours, again (every partition of
     /// each, or one OEM's); or, with a subcommand, manage customers'
