@@ -401,6 +401,31 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(600));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_dsn_whose_requests_keep_failing_holds_only_itself() {
+        // B's batch keeps answering 503: B is retried until the deadline,
+        // while A and C are delivered.
+        let input = messages(&["A", "B", "C", "B", "A"]);
+        let hub = InMemoryEventHub::new().refusing_event("e1", 503);
+        let start = Instant::now();
+        let outcome = send(&hub, &input, start + Duration::from_secs(5), &FAST, 4).await;
+        assert_eq!(outcome.accepted(), [0, 2, 4]);
+        assert_eq!(outcome.pending(), [1, 3]);
+        assert!(
+            matches!(outcome.stopped, Some(Stopped::Deadline { .. })),
+            "{:?}",
+            outcome.stopped
+        );
+        assert_eq!(ids_of(&hub, "A"), ["e0", "e4"]);
+        assert_eq!(ids_of(&hub, "C"), ["e2"]);
+        assert!(ids_of(&hub, "B").is_empty());
+        assert!(
+            outcome.stats.retries > 10,
+            "B was retried: {:?}",
+            outcome.stats
+        );
+    }
+
     #[tokio::test]
     async fn transient_failures_are_retried_and_delivered_once() {
         let input = messages(&["A", "A"]);
