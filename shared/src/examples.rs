@@ -192,6 +192,10 @@ pub fn seed_record(
     retarget(&mut value, &fields);
     let id = crate::EventId::derive(&format!("twin-stream-{n}"), event_type);
     value["event_id"] = serde_json::Value::from(id.to_string());
+    // A twin stream record's sequence number has 21 to 40 digits.
+    let sequence = 100_000_000_000_000_000_000_u128 + u128::from(n);
+    value["stream_order"] =
+        serde_json::json!({"sequence_number": sequence.to_string(), "index": 0});
     let bytes = serde_json::to_vec(&value).expect("a JSON value serializes");
     DplRecord::from_json(&bytes).expect("a moved seed record is a DPL record")
 }

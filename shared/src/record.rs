@@ -1,8 +1,10 @@
 //! The two JSON renderings of a [`DeviceEvent`]:
 //!
-//! - the internal DPL record, `{"dpl_event": {...}, "event_id": "..."}`, on
-//!   the DPL stream and in staging: the seed's record shape plus a stable
-//!   event id for deduplication;
+//! - the internal DPL record, `{"dpl_event": {...}, "event_id": "...",
+//!   "stream_order": {...}}`, on the DPL stream and in staging: the seed's
+//!   record shape plus a stable event id for deduplication and the event's
+//!   place in the twin table's stream, which orders a device's events within
+//!   one second;
 //! - the customer payload, the data of a customer's Kinesis record or the
 //!   body of an Event Hubs message: the inner object without the wrapper and
 //!   with `timestamp` as a number of epoch milliseconds (the seed's decoded
@@ -77,6 +79,110 @@ impl<'de> Deserialize<'de> for EventId {
 pub struct DplRecord {
     pub dpl_event: DeviceEvent,
     pub event_id: EventId,
+    /// Where the event was made in the twin table's stream. Absent only in
+    /// records staged before it existed; those sort before the others of
+    /// their second, by event id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_order: Option<StreamOrder>,
+}
+
+/// Most digits of a DynamoDB Streams sequence number: 40 (DynamoDB Streams
+/// API Reference, `StreamRecord.SequenceNumber`: "Length Constraints:
+/// Minimum length of 21. Maximum length of 40.").
+pub const MAX_STREAM_SEQUENCE_DIGITS: usize = 40;
+
+/// Digits held by [`StreamSequence`]'s low half: 10^38 - 1 fits a `u128`.
+const LOW_DIGITS: usize = 38;
+
+/// A DynamoDB Streams sequence number, as the number it is: up to 40
+/// decimal digits, kept as the digits above and below 10^38 so that it is
+/// `Copy` and compares as the number does.
+///
+/// "Each stream record is assigned a sequence number, reflecting the order
+/// in which the record was published to the stream" (DynamoDB Developer
+/// Guide, "Change data capture for DynamoDB Streams"), and a table item's
+/// records are on one shard at a time, in the order of its modifications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamSequence {
+    high: u8,
+    low: u128,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a DynamoDB stream sequence number (1 to 40 decimal digits)")]
+pub struct BadStreamSequence(pub String);
+
+impl FromStr for StreamSequence {
+    type Err = BadStreamSequence;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.len();
+        if digits == 0
+            || digits > MAX_STREAM_SEQUENCE_DIGITS
+            || !text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(BadStreamSequence(crate::twin::excerpt(text)));
+        }
+        let split = digits.saturating_sub(LOW_DIGITS);
+        let (high, low) = text.split_at(split);
+        // Only digits, at most two above and 38 below: both parses succeed.
+        let bad = |_| BadStreamSequence(text.to_owned());
+        Ok(Self {
+            high: if high.is_empty() {
+                0
+            } else {
+                high.parse().map_err(bad)?
+            },
+            low: low.parse().map_err(bad)?,
+        })
+    }
+}
+
+impl From<u128> for StreamSequence {
+    fn from(value: u128) -> Self {
+        const LOW_LIMIT: u128 = 10_u128.pow(LOW_DIGITS as u32);
+        Self {
+            // u128::MAX / 10^38 is 3.
+            high: (value / LOW_LIMIT) as u8,
+            low: value % LOW_LIMIT,
+        }
+    }
+}
+
+impl fmt::Display for StreamSequence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.high == 0 {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}{:0>width$}", self.high, self.low, width = LOW_DIGITS)
+        }
+    }
+}
+
+/// An event's place in the twin table's stream: the sequence number of the
+/// DynamoDB stream record it was derived from, and its index among the
+/// events that record yields (one record can change a device's connection
+/// and its location at once). Events sort by it within one second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamOrder {
+    #[serde(with = "sequence_text")]
+    pub sequence_number: StreamSequence,
+    pub index: u8,
+}
+
+/// A sequence number is written as its decimal string, as DynamoDB writes it.
+mod sequence_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &StreamSequence, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StreamSequence, D::Error> {
+        let text = Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
 }
 
 impl DplRecord {
@@ -100,6 +206,25 @@ impl DplRecord {
     pub fn partition_key(&self) -> &str {
         self.dpl_event.dsn()
     }
+
+    /// The order of rows in staging objects, exports and replays: event
+    /// time, then the place in the twin stream, then the event id (which
+    /// only breaks ties between events without a stream order).
+    pub fn sort_key(&self) -> SortKey {
+        SortKey {
+            time: self.dpl_event.time(),
+            stream_order: self.stream_order,
+            event_id: self.event_id,
+        }
+    }
+}
+
+/// See [`DplRecord::sort_key`]. Copies of one event have equal keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SortKey {
+    pub time: Timestamp,
+    pub stream_order: Option<StreamOrder>,
+    pub event_id: EventId,
 }
 
 /// How the top-level `timestamp` is written.
@@ -464,6 +589,114 @@ fn assemble<E: de::Error>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn digits() -> impl Strategy<Value = String> {
+        "(0|[1-9][0-9]{0,39})"
+    }
+
+    /// The number's order: longer is larger, then the digits.
+    fn numeric_order(a: &str, b: &str) -> std::cmp::Ordering {
+        (a.len(), a).cmp(&(b.len(), b))
+    }
+
+    proptest! {
+        #[test]
+        fn a_stream_sequence_reads_back_and_sorts_as_its_number(a in digits(), b in digits()) {
+            let (pa, pb): (StreamSequence, StreamSequence) = (a.parse().unwrap(), b.parse().unwrap());
+            prop_assert_eq!(pa.to_string(), a.clone());
+            prop_assert_eq!(pa.cmp(&pb), numeric_order(&a, &b));
+        }
+
+        #[test]
+        fn anything_else_is_refused_without_panicking(text in "\\PC{0,60}") {
+            let valid = !text.is_empty() && text.len() <= 40 && text.bytes().all(|b| b.is_ascii_digit());
+            prop_assert_eq!(text.parse::<StreamSequence>().is_ok(), valid);
+        }
+
+        #[test]
+        fn from_u128_agrees_with_the_text(n in any::<u128>()) {
+            prop_assert_eq!(StreamSequence::from(n), n.to_string().parse::<StreamSequence>().unwrap());
+        }
+    }
+
+    #[test]
+    fn leading_zeros_and_forty_digits_are_numbers() {
+        let max: StreamSequence = "9".repeat(40).parse().unwrap();
+        assert_eq!(max.to_string(), "9".repeat(40));
+        assert_eq!(
+            "007".parse::<StreamSequence>().unwrap(),
+            StreamSequence::from(7)
+        );
+        assert!(max > StreamSequence::from(u128::MAX));
+        assert!("9".repeat(41).parse::<StreamSequence>().is_err());
+    }
+
+    #[test]
+    fn the_stream_order_travels_in_the_record_and_old_records_still_read() {
+        let mut record = crate::examples::seed_record(
+            EventType::Datapoint,
+            "abcd1234",
+            "ledevb",
+            "AC000W000000001",
+            "Blue_LED",
+            7,
+        );
+        record.stream_order = Some(StreamOrder {
+            sequence_number: "4421584500000000017450439091".parse().unwrap(),
+            index: 1,
+        });
+        let json = String::from_utf8(record.to_json()).unwrap();
+        assert!(
+            json.ends_with(
+                r#","stream_order":{"sequence_number":"4421584500000000017450439091","index":1}}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(DplRecord::from_json(json.as_bytes()).unwrap(), record);
+
+        record.stream_order = None;
+        let old = record.to_json();
+        assert!(!String::from_utf8_lossy(&old).contains("stream_order"));
+        assert_eq!(DplRecord::from_json(&old).unwrap(), record);
+    }
+
+    #[test]
+    fn rows_of_one_second_sort_by_stream_order_before_event_id() {
+        let at = |sequence: u128, index: u8, id: &str| {
+            let mut record = crate::examples::seed_record(
+                EventType::Connectivity,
+                "abcd1234",
+                "ledevb",
+                "AC000W000000001",
+                "",
+                0,
+            );
+            record.event_id = EventId::derive(id, EventType::Connectivity);
+            record.stream_order = Some(StreamOrder {
+                sequence_number: StreamSequence::from(sequence),
+                index,
+            });
+            record.sort_key()
+        };
+        // The earlier event gets the larger id, so that the ids' own order
+        // is the reverse of the stream's.
+        let (small, large) = {
+            let (a, b) = (
+                EventId::derive("a", EventType::Connectivity),
+                EventId::derive("b", EventType::Connectivity),
+            );
+            if a < b {
+                ("a", "b")
+            } else {
+                ("b", "a")
+            }
+        };
+        let (first, second) = (at(9, 0, large), at(10, 0, small));
+        assert!(first.event_id > second.event_id);
+        assert!(first < second);
+        assert!(at(10, 0, "x") < at(10, 1, "a"));
+    }
 
     #[test]
     fn event_id_is_stable_and_distinct_per_type() {

@@ -119,6 +119,13 @@ fn dpl_record_carries_the_event_and_its_id() {
     assert!(!compact.contains(&b'\n'));
     assert_eq!(DplRecord::from_json(&compact).unwrap(), record);
     assert_eq!(record.partition_key(), "AC000W000000001");
+    let order = record
+        .stream_order
+        .expect("the fixture has its stream order");
+    assert_eq!(
+        (order.sequence_number.to_string().as_str(), order.index),
+        ("4421584500000000017450439091", 0)
+    );
 }
 
 #[test]

@@ -585,6 +585,18 @@ fn one_record_yields_several_events_in_event_type_order() {
     );
     let records = derive(&modify(&device(), &moved, t)).unwrap();
     assert_eq!(types(&records), [Connectivity, Location, Registration]);
+    // Each event's place in the twin stream: the record's sequence number,
+    // and its index among the record's events.
+    for (index, record) in records.iter().enumerate() {
+        let order = record
+            .stream_order
+            .expect("derived events have a stream order");
+        assert_eq!(
+            order.sequence_number.to_string(),
+            "4421584500000000017450439091"
+        );
+        assert_eq!(usize::from(order.index), index);
+    }
     for record in &records {
         assert_eq!(
             record.event_id,
@@ -1172,6 +1184,33 @@ fn bad_input_is_a_typed_error_naming_record_and_attribute() {
             }),
             Some("ApproximateCreationDateTime"),
             |k| matches!(k, K::MissingCreationTime),
+        ),
+        bad(
+            "no SequenceNumber",
+            edit(online_record.clone(), |r| {
+                r["dynamodb"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("SequenceNumber");
+            }),
+            Some("SequenceNumber"),
+            |k| matches!(k, K::MissingAttribute),
+        ),
+        bad(
+            "SequenceNumber that is no number",
+            edit(online_record.clone(), |r| {
+                r["dynamodb"]["SequenceNumber"] = json!("44215845-0001")
+            }),
+            Some("SequenceNumber"),
+            |k| matches!(k, K::BadSequenceNumber(text) if text == "44215845-0001"),
+        ),
+        bad(
+            "SequenceNumber of 41 digits",
+            edit(online_record.clone(), |r| {
+                r["dynamodb"]["SequenceNumber"] = json!("1".repeat(41))
+            }),
+            Some("SequenceNumber"),
+            |k| matches!(k, K::BadSequenceNumber(_)),
         ),
         bad(
             "ApproximateCreationDateTime before 1970",

@@ -1,11 +1,11 @@
 //! Records of one Kinesis batch -> the objects to write.
 //!
 //! Valid DPL records are grouped by partition (OEM, type, hour of the event
-//! time), sorted by (time, event id), deduplicated, and encoded as one
-//! staging object per partition, keyed by the shard and the batch's first
-//! and last sequence numbers: a retried batch rewrites the same objects
-//! with the same bytes. A record that is not a DPL record (or whose OEM id
-//! cannot be a key) becomes a quarantine object carrying its error.
+//! time), sorted by (time, stream order, event id), deduplicated, and
+//! encoded as one staging object per partition, keyed by the shard and the
+//! batch's first and last sequence numbers: a retried batch rewrites the
+//! same objects with the same bytes. A record that is not a DPL record (or
+//! whose OEM id cannot be a key) becomes a quarantine object carrying its error.
 
 use std::collections::BTreeMap;
 

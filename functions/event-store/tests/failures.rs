@@ -100,6 +100,7 @@ fn batch() -> Vec<KinesisEventRecord> {
             let record = DplRecord {
                 dpl_event: event,
                 event_id: EventId::derive(&format!("stream-event-{n}"), event_type),
+                stream_order: None,
             };
             kinesis_record(&record, 100 + n as u64)
         })

@@ -292,6 +292,7 @@ fn dpl(event: DeviceEvent, n: u64) -> DplRecord {
     DplRecord {
         dpl_event: event,
         event_id: EventId::derive(&format!("stream-event-{n}"), event_type),
+        stream_order: None,
     }
 }
 
@@ -719,4 +720,183 @@ async fn a_malformed_task_is_reported_and_its_neighbours_exported() {
             "{oem}"
         );
     }
+}
+
+/// A twin stream record made from the sample `events/twin-events/{sample}`,
+/// with its own `eventID` and `SequenceNumber`, made at `seconds`, and the
+/// changes `edit` applies to its images.
+fn twin_record(
+    sample: &str,
+    event_id: &str,
+    sequence: u64,
+    seconds: i64,
+    edit: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value),
+) -> aws_lambda_events::event::dynamodb::EventRecord {
+    let path = format!(
+        "{}/../../events/twin-events/{sample}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut record = event["Records"][0].clone();
+    record["eventID"] = json!(event_id);
+    let change = &mut record["dynamodb"];
+    change["ApproximateCreationDateTime"] = json!(seconds);
+    change["SequenceNumber"] = json!(format!("44215845{sequence:020}"));
+    let (mut old, mut new) = (change["OldImage"].take(), change["NewImage"].take());
+    edit(&mut old, &mut new);
+    change["OldImage"] = old;
+    change["NewImage"] = new;
+    serde_json::from_value(record).unwrap()
+}
+
+/// The DPL records of twin stream records, in stream order.
+fn derived(records: &[aws_lambda_events::event::dynamodb::EventRecord]) -> Vec<DplRecord> {
+    records
+        .iter()
+        .flat_map(|r| dpl::twin::derive_events(r).unwrap())
+        .collect()
+}
+
+/// A flap Online -> Offline -> Online within one second, as three twin
+/// stream records.
+fn flap_in_one_second(second: i64) -> Vec<DplRecord> {
+    let statuses = ["Offline", "Online", "Offline", "Online"];
+    let records: Vec<_> = (0..3)
+        .map(|n| {
+            twin_record(
+                "connectivity.json",
+                &format!("flap-{n}"),
+                10 + n as u64,
+                second,
+                |old, new| {
+                    old["connection_status"] = json!({"S": statuses[n]});
+                    new["connection_status"] = json!({"S": statuses[n + 1]});
+                    // The body's own time has whole seconds as well.
+                    new["connection_changed_at"] = json!({"S": "2020-08-28T09:45:36Z"});
+                    new["connection_user_uuid"] =
+                        json!({"S": format!("00000000-0000-0000-0000-00000000000{n}")});
+                },
+            )
+        })
+        .collect();
+    derived(&records)
+}
+
+/// Ten datapoints of one property within one second.
+fn ten_datapoints_in_one_second(second: i64) -> Vec<DplRecord> {
+    let records: Vec<_> = (0..10)
+        .map(|n| {
+            twin_record(
+                "datapoint.json",
+                &format!("burst-{n}"),
+                100 + n as u64,
+                second,
+                |old, new| {
+                    for (image, value) in [(old, n), (new, n + 1)] {
+                        image["base_type"] = json!({"S": "integer"});
+                        image["datapoint"]["M"]["id"] = json!({"S": format!("datapoint-{value}")});
+                        image["datapoint"]["M"]["value"] = json!({"N": value.to_string()});
+                        image["datapoint"]["M"]["created_at"] =
+                            json!({"S": "2020-08-28T09:45:36Z"});
+                    }
+                },
+            )
+        })
+        .collect();
+    derived(&records)
+}
+
+fn csv_of(records: &[DplRecord]) -> String {
+    records
+        .iter()
+        .map(|r| dpl::csv::row(&r.dpl_event))
+        .collect()
+}
+
+/// Rows in the order the event ids alone would give: what the export wrote
+/// before it knew the stream order.
+fn in_event_id_order(records: &[DplRecord]) -> Vec<DplRecord> {
+    let mut by_id = records.to_vec();
+    by_id.sort_by_key(|r| r.event_id);
+    by_id
+}
+
+#[tokio::test]
+async fn a_devices_events_of_one_second_keep_their_stream_order_in_the_csv_and_in_replay() {
+    let mut stack = Stack::new("order", 5).await;
+    let second = at("2020-08-28T09:45:36Z").millis() / 1_000;
+    let flap = flap_in_one_second(second);
+    let burst = ten_datapoints_in_one_second(second);
+    assert_eq!((flap.len(), burst.len()), (3, 10));
+    for events in [&flap, &burst] {
+        assert!(events
+            .iter()
+            .all(|r| r.dpl_event.time().millis() == second * 1_000));
+        // Without the stream order these rows would come out otherwise.
+        assert_ne!(csv_of(&in_event_id_order(events)), csv_of(events));
+    }
+
+    // Several staging objects, each event in more than one of them: the
+    // burst in three batches, the flap's middle event in its own, and the
+    // whole flap batch delivered again (a retried batch writes the same
+    // keys) and once more in a later batch (a bisected retry).
+    for chunk in [&burst[6..], &burst[..3], &burst[3..6]] {
+        let batch = stack.batch(chunk);
+        stack.stage(&batch).await;
+    }
+    let flap_batch = stack.batch(&[flap[2].clone(), flap[0].clone()]);
+    stack.stage(&flap_batch).await;
+    stack.stage(&flap_batch).await;
+    let middle = stack.batch(&flap[1..2]);
+    stack.stage(&middle).await;
+    let again = stack.batch(&flap);
+    stack.stage(&again).await;
+    assert_eq!(stack.keys("staging/").await.len(), 6);
+
+    stack.export_hour("2020-08-28T09").await;
+    assert_eq!(
+        stack
+            .csv("1234abcd", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        csv_of(&flap)
+    );
+    assert_eq!(
+        stack
+            .csv("1234abcd", EventType::Datapoint, "2020-08-28T09")
+            .await,
+        csv_of(&burst)
+    );
+
+    // Replay (and a catch-up past the stream's retention) reads the same
+    // staging objects through the archive.
+    use dpl::streams::archive::{Archive, StagingArchive};
+    let work = tempfile::tempdir().unwrap();
+    let archive = StagingArchive::new(
+        S3Store::new(stack.client.clone(), &stack.bucket),
+        stack.layout.clone(),
+        work.path(),
+    );
+    let hour = at("2020-08-28T09:00:00Z");
+    let replayed: Vec<DplRecord> = archive
+        .hour(
+            "1234abcd",
+            hour,
+            &dpl::streams::subscription::Selection::All,
+        )
+        .await
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let of_dsn = |dsn: &str| -> Vec<EventId> {
+        replayed
+            .iter()
+            .filter(|r| r.dpl_event.dsn() == dsn)
+            .map(|r| r.event_id)
+            .collect()
+    };
+    let ids =
+        |records: &[DplRecord]| -> Vec<EventId> { records.iter().map(|r| r.event_id).collect() };
+    assert_eq!(of_dsn(flap[0].dpl_event.dsn()), ids(&flap));
+    assert_eq!(of_dsn(burst[0].dpl_event.dsn()), ids(&burst));
 }

@@ -74,6 +74,7 @@ fn record(event: DeviceEvent, n: u64) -> DplRecord {
     DplRecord {
         dpl_event: event,
         event_id: EventId::derive(&format!("event-{n}"), event_type),
+        stream_order: None,
     }
 }
 

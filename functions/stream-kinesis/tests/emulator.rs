@@ -456,6 +456,7 @@ async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
     let record = DplRecord {
         dpl_event: DeviceEvent::from_customer_json(documented.as_bytes()).unwrap(),
         event_id: EventId::derive("seed", EventType::Datapoint),
+        stream_order: None,
     };
     let request = stack.batch(&[record]).await;
     no_failures(

@@ -268,6 +268,7 @@ mod tests {
         let record = DplRecord {
             dpl_event: event,
             event_id: crate::record::EventId::derive("stream-1", crate::EventType::Datapoint),
+            stream_order: None,
         };
         let message = Message::from_record(&record);
         let wire: Value = serde_json::from_slice(message.json()).unwrap();

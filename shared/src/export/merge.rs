@@ -1,7 +1,7 @@
 //! Streaming k-way merge of sorted row sources, dropping repeated rows.
 //!
 //! Each source yields rows in ascending key order (the staging order,
-//! (event time, event id)). The merge keeps one row per source in a binary
+//! [`crate::record::SortKey`]: event time, stream order, event id). The merge keeps one row per source in a binary
 //! heap, so memory is one row per source whatever the sources' lengths. A
 //! row whose key equals the previous output row's is a duplicate (the same
 //! event staged twice, by a retried or bisected batch) and is dropped: the
@@ -18,14 +18,14 @@ pub trait Keyed {
 }
 
 impl Keyed for crate::record::DplRecord {
-    type Key = (crate::time::Timestamp, crate::record::EventId);
+    type Key = crate::record::SortKey;
     fn key(&self) -> Self::Key {
-        super::staging::sort_key(self)
+        self.sort_key()
     }
 }
 
 impl Keyed for super::staging::RawRow {
-    type Key = (crate::time::Timestamp, crate::record::EventId);
+    type Key = crate::record::SortKey;
     fn key(&self) -> Self::Key {
         self.sort_key()
     }

@@ -735,10 +735,11 @@ mod tests {
                 },
             },
             event_id: crate::EventId::derive("x", crate::EventType::Activation),
+            stream_order: None,
         };
         for r in [activation, record("a", 7_000, 3)] {
             let raw = super::super::staging::RawRow::parse(&r.to_json()).unwrap();
-            assert_eq!(raw.sort_key(), super::super::staging::sort_key(&r));
+            assert_eq!(raw.sort_key(), r.sort_key());
             assert_eq!(raw.line, r.to_json());
         }
     }

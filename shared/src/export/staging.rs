@@ -1,5 +1,6 @@
 //! The staging format: one gzip member holding DPL records as compact JSON,
-//! one per line (`\n`), sorted by (event time, event id). See
+//! one per line (`\n`), sorted by [`SortKey`] (event time, stream order,
+//! event id). See
 //! `docs/export.md`. Every line is exactly [`DplRecord::to_json`], so the
 //! bytes of a staging object depend on its records only.
 
@@ -8,7 +9,7 @@ use std::io::{self, BufRead, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::record::{DplRecord, EventId};
+use crate::record::{DplRecord, EventId, SortKey, StreamOrder};
 use crate::time::Timestamp;
 
 /// gzip level of staging objects: level 1 is several times faster than the
@@ -33,15 +34,11 @@ pub enum StagingError {
     LineTooLong { line: u64 },
 }
 
-/// The order of rows in staging objects and exports.
-pub fn sort_key(record: &DplRecord) -> (Timestamp, EventId) {
-    (record.dpl_event.time(), record.event_id)
-}
-
-/// Sorts `records` into staging order, dropping repeated event ids.
+/// Sorts `records` into staging order ([`DplRecord::sort_key`]), dropping
+/// repeated events.
 pub fn sort_rows(records: &mut Vec<DplRecord>) {
-    records.sort_by_key(sort_key);
-    records.dedup_by_key(|r| sort_key(r));
+    records.sort_by_key(DplRecord::sort_key);
+    records.dedup_by_key(|r| r.sort_key());
 }
 
 /// Writes records, already in staging order, as one gzip stream.
@@ -150,7 +147,7 @@ impl<R: BufRead> Iterator for StagingReader<R> {
 pub struct RawRow {
     /// The line without its `\n`.
     pub line: Vec<u8>,
-    key: (Timestamp, EventId),
+    key: SortKey,
 }
 
 impl RawRow {
@@ -167,22 +164,28 @@ impl RawRow {
         };
         Ok(Self {
             line: line.to_vec(),
-            key: (time, key.event_id),
+            key: SortKey {
+                time,
+                stream_order: key.stream_order,
+                event_id: key.event_id,
+            },
         })
     }
 
-    pub fn sort_key(&self) -> (Timestamp, EventId) {
+    pub fn sort_key(&self) -> SortKey {
         self.key
     }
 }
 
-/// The fields of a staging line that make its sort key (see [`sort_key`]):
-/// the event time is the activation's `event_time`, else the top-level
-/// `timestamp`.
+/// The fields of a staging line that make its sort key (see
+/// [`DplRecord::sort_key`]): the event time is the activation's
+/// `event_time`, else the top-level `timestamp`.
 #[derive(serde::Deserialize)]
 struct LineKey {
     dpl_event: EventKey,
     event_id: EventId,
+    #[serde(default)]
+    stream_order: Option<StreamOrder>,
 }
 
 #[derive(serde::Deserialize)]
@@ -261,6 +264,7 @@ pub(crate) mod tests {
                 },
             },
             event_id: crate::EventId::derive(&n.to_string(), EventType::Connectivity),
+            stream_order: None,
         }
     }
 

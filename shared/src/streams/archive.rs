@@ -8,7 +8,7 @@
 //! object store (S3 in the functions, a local directory in tests). An hour
 //! is downloaded to a temporary directory and merged as the export merges
 //! it ([`Merge`], with [`reduce_fan_in`] for many objects): events in (event
-//! time, event id) order, each once, memory one reader per merged file.
+//! time, stream order, event id) order, each once, memory one reader per merged file.
 
 use std::fs::File;
 use std::future::Future;

@@ -101,6 +101,9 @@ pub enum TwinErrorKind {
         text: String,
         expected: &'static str,
     },
+    /// A `SequenceNumber` that is not 1 to 40 decimal digits.
+    #[error("`{0}` is not a stream sequence number (1 to 40 decimal digits)")]
+    BadSequenceNumber(String),
     /// `eventName` other than `INSERT`, `MODIFY`, `REMOVE`.
     #[error("`{0}` is not an event name (INSERT, MODIFY, REMOVE)")]
     UnknownEventName(String),
@@ -137,7 +140,7 @@ impl fmt::Display for NoOldImageReason<'_> {
 
 /// At most [`EXCERPT_BYTES`] of `text`, cut on a character boundary, with
 /// `...` when cut.
-pub(super) fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     if text.len() <= EXCERPT_BYTES {
         return text.to_owned();
     }

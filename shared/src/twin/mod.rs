@@ -31,10 +31,11 @@ mod reservation;
 
 use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
 
+pub(crate) use error::excerpt;
 pub use error::{TwinError, TwinErrorKind};
 
 use crate::event::DeviceEvent;
-use crate::record::{DplRecord, EventId};
+use crate::record::{DplRecord, EventId, StreamOrder, StreamSequence};
 use crate::time::Timestamp;
 use attrs::{Attrs, Fault, Side};
 
@@ -76,7 +77,9 @@ pub const MAX_VALUE_BYTES: usize = 128 * 1024;
 /// - Each event's top-level `timestamp` is the record's
 ///   `ApproximateCreationDateTime` (whole seconds, as DynamoDB Streams
 ///   writes it); body times come from the item. Its id is
-///   [`EventId::derive`]`(eventID, event type)`.
+///   [`EventId::derive`]`(eventID, event type)`, its
+///   [`StreamOrder`] the record's `SequenceNumber` and its index in the
+///   returned list.
 ///
 /// Errors are permanent (see [`TwinError`]). Attributes are only checked
 /// when an event needs them, so a record that changes nothing of interest
@@ -92,6 +95,7 @@ pub fn derive_events(record: &EventRecord) -> Result<Vec<DplRecord>, TwinError> 
 #[derive(Clone, Copy)]
 struct Change<'a> {
     stream_event_id: &'a str,
+    sequence_number: StreamSequence,
     timestamp: Timestamp,
     old: Attrs<'a>,
     new: Attrs<'a>,
@@ -100,9 +104,15 @@ struct Change<'a> {
 impl Change<'_> {
     fn push(&self, out: &mut Vec<DplRecord>, dpl_event: DeviceEvent) {
         let event_id = EventId::derive(self.stream_event_id, dpl_event.event_type());
+        let stream_order = StreamOrder {
+            sequence_number: self.sequence_number,
+            // At most one event per type, six types.
+            index: u8::try_from(out.len()).expect("a record yields at most six events"),
+        };
         out.push(DplRecord {
             dpl_event,
             event_id,
+            stream_order: Some(stream_order),
         });
     }
 }
@@ -142,6 +152,7 @@ fn derive(record: &EventRecord, out: &mut Vec<DplRecord>) -> Result<(), Fault> {
         ));
     }
     let timestamp = creation_time(change.approximate_creation_date_time)?;
+    let sequence_number = sequence_number(change.sequence_number.as_deref())?;
     if operation == Operation::Remove {
         return Ok(());
     }
@@ -176,6 +187,7 @@ fn derive(record: &EventRecord, out: &mut Vec<DplRecord>) -> Result<(), Fault> {
     };
     let change = Change {
         stream_event_id: &record.event_id,
+        sequence_number,
         timestamp,
         old: Attrs::new(old_image, Side::Old),
         new: Attrs::new(Some(new_image), Side::New),
@@ -185,6 +197,15 @@ fn derive(record: &EventRecord, out: &mut Vec<DplRecord>) -> Result<(), Fault> {
         ItemKind::Reservation => reservation::derive(&change, out),
         ItemKind::Property => property::derive(&change, out),
     }
+}
+
+/// `SequenceNumber`: every real record has one, and it orders the events of
+/// a device within one second.
+fn sequence_number(text: Option<&str>) -> Result<StreamSequence, Fault> {
+    const ATTRIBUTE: &str = "SequenceNumber";
+    let text = text.ok_or_else(|| Fault::at(ATTRIBUTE, TwinErrorKind::MissingAttribute))?;
+    text.parse()
+        .map_err(|_| Fault::at(ATTRIBUTE, TwinErrorKind::BadSequenceNumber(excerpt(text))))
 }
 
 /// `ApproximateCreationDateTime`, floored to the second. DynamoDB Streams

@@ -73,6 +73,7 @@ fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
                             .unwrap(),
                     ),
                     event_id: EventId::derive(&format!("{t}-{i}"), template.event_type()),
+                    stream_order: None,
                 })
                 .collect();
             sort_rows(&mut rows);

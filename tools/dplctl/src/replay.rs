@@ -5,9 +5,9 @@
 //! Per hour it reads the archive ([`dpl::streams::archive`], the same the
 //! catch-up worker reads past the DPL stream's retention): the staging
 //! objects of the OEM and of the types the subscription takes, merged the
-//! way the export merges them, in (event time, event id) order, each event
-//! once. The events the
-//! subscription [accepts](Subscription::accepts) are sent in chunks of
+//! way the export merges them, in (event time, stream order, event id)
+//! order, each event once. The events the subscription
+//! [accepts](Subscription::accepts) are sent in chunks of
 //! [`REPLAY_CHUNK`], in that order, each chunk after the previous one was
 //! accepted whole. Memory is one chunk plus one reader per merged file.
 

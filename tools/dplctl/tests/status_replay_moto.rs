@@ -415,7 +415,7 @@ async fn replay_sends_exactly_the_matching_staged_events_in_order() {
                     && e.time() < h("2020-08-28T11:00:00Z")
             })
             .collect();
-        matching.sort_by_key(|r| dpl::export::staging::sort_key(r));
+        matching.sort_by_key(|r| r.sort_key());
         matching
     };
     assert_eq!(expected.len(), 5 * 3);
