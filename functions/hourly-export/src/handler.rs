@@ -7,12 +7,19 @@
 //! - an SQS event of export tasks: export each task's partition here and
 //!   answer which messages failed (partial batch response).
 //!
-//! Logs one line per exported or failed partition and one per run. See
-//! `docs/export.md` ("Fan-out") for why a queue.
+//! Logs one line per exported, kept or failed partition and one per run.
+//! See `docs/export.md` ("Fan-out") for why a queue.
+//!
+//! A partition whose file was made from staging objects that are gone is
+//! never re-exported from what is left ("Re-exports never shrink" in
+//! `docs/export.md`): a scheduled run or an export task keeps it and logs
+//! an error; an hour request fails with an error naming the objects,
+//! unless it sets `allow_shrink`.
 
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use dpl::export::manifest::StagingGone;
 use dpl::export::run::Progress;
 use dpl::export::{
     candidate_hours, Decision, ExportError, Exporter, ObjectStore, Partition, PartitionOutcome,
@@ -51,6 +58,9 @@ pub struct Summary {
     pub hours: Vec<String>,
     pub exported: usize,
     pub up_to_date: usize,
+    /// Partitions left as they are because staging objects their file was
+    /// made from are gone (see the module docs).
+    pub kept: usize,
     /// Export tasks queued (fan-out) instead of exported here.
     pub queued: usize,
     pub rows: u64,
@@ -123,27 +133,38 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
                 let hours = candidate_hours(scheduled_time(event)?, self.window);
                 let summary = match &self.queue {
                     Some(queue) => self.fan_out(&hours, queue).await?,
-                    None => self.export(&hours, &Selection::default()).await?,
+                    None => {
+                        self.export(&hours, &Selection::default(), Kept::Keep)
+                            .await?
+                    }
                 };
                 Ok(Response::Summary(summary))
             }
-            Request::Hour(hour) => Ok(Response::Summary(self.export_request(hour).await?)),
+            Request::Hour(hour) => Ok(Response::Summary(
+                self.export_request(hour, Kept::Fail).await?,
+            )),
             Request::Tasks(event) => Ok(Response::Tasks(self.run_tasks(event).await?)),
         }
     }
 
     /// Exports what `request` names, here: one partition, or an hour
-    /// (optionally of one OEM).
-    pub async fn export_request(&self, request: &HourRequest) -> Result<Summary, HandlerError> {
+    /// (optionally of one OEM). `kept` says whether a partition kept for
+    /// missing staging fails the request.
+    pub async fn export_request(
+        &self,
+        request: &HourRequest,
+        kept: Kept,
+    ) -> Result<Summary, HandlerError> {
+        let selection = Selection {
+            oem_id: request.oem_id.clone(),
+            force: request.force,
+            allow_shrink: request.allow_shrink,
+        };
         match request.partition()? {
-            Some(partition) => self.export_partition(partition, request.force).await,
+            Some(partition) => self.export_partition(partition, &selection, kept).await,
             None => {
-                let selection = Selection {
-                    oem_id: request.oem_id.clone(),
-                    force: request.force,
-                };
                 let hour = request.hour().map_err(RequestError::from)?;
-                self.export(&[hour], &selection).await
+                self.export(&[hour], &selection, kept).await
             }
         }
     }
@@ -154,27 +175,32 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
         &self,
         hours: &[Timestamp],
         selection: &Selection,
+        kept: Kept,
     ) -> Result<Summary, HandlerError> {
         let started = Instant::now();
         let outcomes = self
             .exporter
             .run(hours, selection, &mut LogProgress)
             .await?;
-        summarize(hours, outcomes, started)
+        summarize(hours, kept.apply(outcomes), started)
     }
 
     /// Exports one partition, listing only its staging folder.
     async fn export_partition(
         &self,
         partition: Partition,
-        force: bool,
+        selection: &Selection,
+        kept: Kept,
     ) -> Result<Summary, HandlerError> {
         let started = Instant::now();
         let hour = partition.hour;
         let listing = self.exporter.staged_partition(&partition).await?;
-        let outcome = self.exporter.run_planned(partition, &listing, force).await;
+        let outcome = self
+            .exporter
+            .run_planned(partition, &listing, selection)
+            .await;
         LogProgress.finished(&outcome);
-        summarize(&[hour], vec![outcome], started)
+        summarize(&[hour], kept.apply(vec![outcome]), started)
     }
 
     /// Plans `hours` as an in-process run would, and queues one export task
@@ -196,6 +222,10 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
                     tasks.push(HourRequest::task(&partition).to_body());
                 }
                 Ok(Decision::UpToDate | Decision::NothingStaged) => summary.up_to_date += 1,
+                Ok(Decision::StagingGone(gone)) => {
+                    log_kept(&partition, &gone);
+                    summary.kept += 1;
+                }
                 Err(error) => {
                     tracing::warn!(%partition, %error, "cannot decide; queued for its task to decide");
                     tasks.push(HourRequest::task(&partition).to_body());
@@ -208,6 +238,7 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
             hours = hours.len(),
             partitions,
             up_to_date = summary.up_to_date,
+            kept = summary.kept,
             tasks = planned_tasks,
             queued = sent.as_ref().map_or(0, |n| *n),
             duration_ms = started.elapsed().as_millis() as u64,
@@ -258,8 +289,44 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
     async fn run_task(&self, message: &SqsMessage) -> Result<Summary, HandlerError> {
         let body = message.body.as_deref().ok_or(RequestError::NoBody)?;
         let task = HourRequest::from_body(body)?;
-        self.export_request(&task).await
+        // A task is part of a scheduled run: a kept partition is logged,
+        // not retried (its staging will not come back).
+        self.export_request(&task, Kept::Keep).await
     }
+}
+
+/// What a run does with a partition kept because staging objects its file
+/// was made from are gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Leave the file, log an error, count it (scheduled runs and tasks:
+    /// retrying cannot bring the staging back).
+    Keep,
+    /// Fail with an error naming the objects and what to do (an
+    /// operator's hour request).
+    Fail,
+}
+
+impl Kept {
+    fn apply(self, outcomes: Vec<PartitionOutcome>) -> Vec<PartitionOutcome> {
+        match self {
+            Kept::Keep => outcomes,
+            Kept::Fail => outcomes
+                .into_iter()
+                .map(PartitionOutcome::kept_as_error)
+                .collect(),
+        }
+    }
+}
+
+fn log_kept(partition: &Partition, gone: &StagingGone) {
+    tracing::error!(
+        %partition,
+        missing = gone.missing.len(),
+        rows = gone.rows,
+        "partition kept, not re-exported: {gone}; an export now would shrink the file \
+         (see docs/export.md, \"Re-exports never shrink\")"
+    );
 }
 
 fn hour_names(hours: &[Timestamp]) -> Vec<String> {
@@ -286,6 +353,7 @@ fn summarize(
                 summary.bytes += e.csv.bytes;
             }
             PartitionOutcome::UpToDate(_) => summary.up_to_date += 1,
+            PartitionOutcome::Kept(..) => summary.kept += 1,
             PartitionOutcome::Failed(_, error) => failures.push(error),
         }
     }
@@ -294,6 +362,7 @@ fn summarize(
         partitions,
         exported = summary.exported,
         up_to_date = summary.up_to_date,
+        kept = summary.kept,
         failed = failures.len(),
         rows = summary.rows,
         bytes = summary.bytes,
@@ -317,6 +386,14 @@ struct LogProgress;
 impl Progress for LogProgress {
     fn finished(&mut self, outcome: &PartitionOutcome) {
         match outcome {
+            PartitionOutcome::Exported(e) if !e.missing_staging.is_empty() => tracing::warn!(
+                partition = %e.partition,
+                rows = e.csv.rows,
+                missing = e.missing_staging.len(),
+                first_missing = e.missing_staging.first().map(String::as_str),
+                "partition exported from fewer staging objects than its previous file \
+                 (allow_shrink): the rows of the missing objects are gone from the file"
+            ),
             PartitionOutcome::Exported(e) => tracing::info!(
                 partition = %e.partition,
                 reason = ?e.reason,
@@ -328,6 +405,7 @@ impl Progress for LogProgress {
                 "partition exported"
             ),
             PartitionOutcome::UpToDate(_) => {}
+            PartitionOutcome::Kept(partition, gone) => log_kept(partition, gone),
             PartitionOutcome::Failed(partition, error) => {
                 tracing::error!(%partition, %error, "partition export failed")
             }

@@ -36,6 +36,11 @@ pub struct HourRequest {
     pub event_type: Option<EventType>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// Export even a partition whose file was made from staging objects
+    /// that are gone, replacing it with fewer rows. Off: such a request
+    /// fails with an error naming the objects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_shrink: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -70,6 +75,7 @@ impl HourRequest {
             oem_id: Some(partition.oem_id.clone()),
             event_type: Some(partition.event_type),
             force: false,
+            allow_shrink: false,
         }
     }
 
@@ -236,6 +242,7 @@ mod tests {
             oem_id: oem.map(Into::into),
             event_type,
             force: false,
+            allow_shrink: false,
         };
         assert_eq!(
             request("2020-08-28T09", None, Some(EventType::Location)).partition(),

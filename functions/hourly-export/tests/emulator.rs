@@ -145,6 +145,7 @@ impl Stack {
             oem_id: None,
             event_type: None,
             force: false,
+            allow_shrink: false,
         });
         self.export
             .process(&request)
@@ -468,6 +469,7 @@ async fn a_rerun_writes_identical_bytes_and_manifest() {
         oem_id: None,
         event_type: None,
         force: true,
+        allow_shrink: false,
     });
     let summary = stack
         .export
@@ -899,4 +901,160 @@ async fn a_devices_events_of_one_second_keep_their_stream_order_in_the_csv_and_i
         |records: &[DplRecord]| -> Vec<EventId> { records.iter().map(|r| r.event_id).collect() };
     assert_eq!(of_dsn(flap[0].dpl_event.dsn()), ids(&flap));
     assert_eq!(of_dsn(burst[0].dpl_event.dsn()), ids(&burst));
+}
+
+/// An hour request for 09:00 of 2020-08-28 with the given switches.
+fn request_09(force: bool, allow_shrink: bool) -> Request {
+    Request::Hour(HourRequest {
+        hour: "2020-08-28T09".into(),
+        oem_id: None,
+        event_type: None,
+        force,
+        allow_shrink,
+    })
+}
+
+/// The hour of 09:00 exported from two staging objects, then the first of
+/// them deleted (as staging expiry would): the stack, both halves of the
+/// rows, and the deleted key.
+async fn exported_then_expired(test: &str) -> (Stack, Vec<DplRecord>, Vec<DplRecord>, String) {
+    let mut stack = Stack::new(test, 5).await;
+    let (early, late) = (
+        hour_of_events("abcd1234", 0, 20),
+        hour_of_events("abcd1234", 20, 10),
+    );
+    for records in [&early, &late] {
+        let batch = stack.batch(records);
+        stack.stage(&batch).await;
+    }
+    let first = stack.export_hour("2020-08-28T09").await;
+    assert_eq!((first.exported, first.rows), (1, 30));
+    let staged = stack.keys("staging/").await;
+    assert_eq!(staged.len(), 2);
+    let expired = staged[0].clone();
+    stack
+        .client
+        .delete_object()
+        .bucket(&stack.bucket)
+        .key(&expired)
+        .send()
+        .await
+        .unwrap();
+    (stack, early, late, expired)
+}
+
+#[tokio::test]
+async fn a_file_is_never_replaced_from_fewer_staging_objects_than_it_was_made_from() {
+    let (stack, early, late, expired) = exported_then_expired("shrink").await;
+    let all: Vec<DplRecord> = early.iter().chain(&late).cloned().collect();
+    let (csv, manifest) = (
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        stack
+            .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+    );
+    assert_eq!(csv, expected_csv(&all));
+
+    // The schedule keeps the hour (and says so in its summary).
+    let scheduled = stack.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!(
+        (scheduled.exported, scheduled.kept, scheduled.up_to_date),
+        (0, 1, 0),
+        "{scheduled:?}"
+    );
+
+    // An operator's hour request, forced or not, is refused with an error
+    // that names the missing object and the way out.
+    for force in [false, true] {
+        let error = stack
+            .export
+            .process(&request_09(force, false))
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        for needle in [expired.as_str(), "30 rows", "allow_shrink", "left as it is"] {
+            assert!(
+                text.contains(needle),
+                "force {force}: {needle:?} not in {text}"
+            );
+        }
+    }
+    assert_eq!(
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        csv
+    );
+    assert_eq!(
+        stack
+            .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        manifest
+    );
+
+    // The override replaces the file with what is left, and the new
+    // manifest names only that.
+    let allowed = stack
+        .export
+        .process(&request_09(false, true))
+        .await
+        .unwrap()
+        .summary()
+        .unwrap();
+    assert_eq!((allowed.exported, allowed.rows), (1, 10), "{allowed:?}");
+    assert_eq!(
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        expected_csv(&late)
+    );
+    let after: Manifest = serde_json::from_slice(
+        &stack
+            .manifest("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(after.rows, 10);
+    assert!(after.staging.iter().all(|o| o.key != expired));
+}
+
+#[tokio::test]
+async fn a_fanned_out_schedule_queues_no_task_for_a_partition_whose_staging_is_gone() {
+    let mut stack = Stack::fanning_out("shrink-fan").await;
+    let records = hour_of_events("abcd1234", 0, 20);
+    for half in [&records[..10], &records[10..]] {
+        let batch = stack.batch(half);
+        stack.stage(&batch).await;
+    }
+    let summary = stack.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!(summary.queued, 1);
+    let tasks = stack.queued_tasks().await;
+    assert!(stack.run_tasks(&tasks).await.batch_item_failures.is_empty());
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+
+    let staged = stack.keys("staging/").await;
+    stack
+        .client
+        .delete_object()
+        .bucket(&stack.bucket)
+        .key(&staged[0])
+        .send()
+        .await
+        .unwrap();
+    let again = stack.scheduled("2020-08-28T11:15:00Z").await;
+    assert_eq!((again.queued, again.kept), (0, 1), "{again:?}");
+    assert!(stack.queued_tasks().await.is_empty());
+    // A task queued before the objects went (a retried message) keeps the
+    // file too, and is not failed back to the queue.
+    assert!(stack.run_tasks(&tasks).await.batch_item_failures.is_empty());
+    assert_eq!(
+        stack
+            .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+            .await,
+        csv
+    );
 }

@@ -78,20 +78,77 @@ pub enum Reason {
     FormatChanged,
     /// Asked for by an operator.
     Forced,
+    /// Asked for by an operator who allowed the file to shrink: staging
+    /// objects it was made from are gone.
+    Shrinking,
 }
 
 /// What to do with one partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     Export(Reason),
     UpToDate,
     /// No staging objects: nothing to export, no folder.
     NothingStaged,
+    /// Staging objects the manifest names are gone (expired or deleted):
+    /// an export now would replace the file with fewer rows. Kept as it is
+    /// unless an operator allows it ([`super::Selection::allow_shrink`]).
+    StagingGone(StagingGone),
+}
+
+/// The staging objects a partition's file was made from that the listing
+/// no longer has, and what the file holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagingGone {
+    /// Their keys, sorted.
+    pub missing: Vec<String>,
+    /// Objects the manifest names.
+    pub named: usize,
+    /// Rows of the file as the manifest describes it.
+    pub rows: u64,
+}
+
+/// Keys shown in a message before "and N more".
+const KEYS_SHOWN: usize = 3;
+
+impl std::fmt::Display for StagingGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "its file ({} rows) was made from {} staging objects, {} of which are gone: ",
+            self.rows,
+            self.named,
+            self.missing.len()
+        )?;
+        let shown = &self.missing[..self.missing.len().min(KEYS_SHOWN)];
+        f.write_str(&shown.join(", "))?;
+        if self.missing.len() > shown.len() {
+            write!(f, " and {} more", self.missing.len() - shown.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// The manifest's staging objects whose keys `listing` lacks (both sorted
+/// by key). An object rewritten under its key is not missing.
+pub fn missing_staging(listing: &[ObjectInfo], manifest: &Manifest) -> Vec<String> {
+    manifest
+        .staging
+        .iter()
+        .filter(|named| {
+            listing
+                .binary_search_by(|o| o.key.as_str().cmp(&named.key))
+                .is_err()
+        })
+        .map(|named| named.key.clone())
+        .collect()
 }
 
 /// The rule: export when something is staged and the manifest does not
-/// describe exactly the current staging objects and the current CSV object.
-/// `listing` and the manifest's `staging` are both sorted by key.
+/// describe exactly the current staging objects and the current CSV object;
+/// but never from a listing that lacks objects the manifest names (that
+/// would shrink the file). `listing` and the manifest's `staging` are both
+/// sorted by key.
 pub fn decide(
     listing: &[ObjectInfo],
     manifest: Option<&Manifest>,
@@ -103,6 +160,14 @@ pub fn decide(
     let Some(manifest) = manifest else {
         return Decision::Export(Reason::NoManifest);
     };
+    let missing = missing_staging(listing, manifest);
+    if !missing.is_empty() {
+        return Decision::StagingGone(StagingGone {
+            missing,
+            named: manifest.staging.len(),
+            rows: manifest.rows,
+        });
+    }
     if manifest.format_version != MANIFEST_FORMAT_VERSION {
         return Decision::Export(Reason::FormatChanged);
     }
@@ -216,10 +281,52 @@ mod tests {
                 Some(&csv),
                 Decision::Export(Reason::FormatChanged),
             ),
+            (
+                "an object of the file expired, a late one arrived",
+                vec![b.clone()],
+                Some(&m),
+                Some(&csv),
+                Decision::StagingGone(StagingGone {
+                    missing: vec!["s/a".into()],
+                    named: 1,
+                    rows: 2,
+                }),
+            ),
+            (
+                "an object expired under an old format",
+                vec![b.clone()],
+                Some(&old),
+                None,
+                Decision::StagingGone(StagingGone {
+                    missing: vec!["s/a".into()],
+                    named: 1,
+                    rows: 2,
+                }),
+            ),
         ];
         for (name, listing, manifest, export, want) in cases {
             assert_eq!(decide(&listing, manifest, export), want, "{name}");
         }
+    }
+
+    #[test]
+    fn missing_objects_are_named_by_key_and_a_long_list_is_cut() {
+        let named: Vec<ObjectInfo> = (0..6)
+            .map(|n| object(&format!("s/{n}"), "\"1\"", 1))
+            .collect();
+        let m = manifest(named.clone());
+        let listing = vec![named[1].clone(), object("s/3", "\"other\"", 1)];
+        let missing = missing_staging(&listing, &m);
+        assert_eq!(missing, ["s/0", "s/2", "s/4", "s/5"]);
+        let gone = StagingGone {
+            missing,
+            named: 6,
+            rows: 2,
+        };
+        assert_eq!(
+            gone.to_string(),
+            "its file (2 rows) was made from 6 staging objects, 4 of which are gone: s/0, s/2, s/4 and 1 more"
+        );
     }
 
     #[test]

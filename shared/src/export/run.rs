@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 
 use super::encode::{CsvParts, CsvSummary};
 use super::keys::{Layout, Partition};
-use super::manifest::{decide, Decision, Manifest, ManifestError, Reason, MANIFEST_FORMAT_VERSION};
+use super::manifest::{
+    decide, Decision, Manifest, ManifestError, Reason, StagingGone, MANIFEST_FORMAT_VERSION,
+};
 use super::merge::{Merge, MergeError};
 use super::parts::{self, Part, PartReceiver, PartSender};
 use super::staging::{gzip_reader, RawReader, StagingError, StagingWriter, READ_BUFFER_BYTES};
@@ -127,6 +129,16 @@ pub enum ExportError {
         "part size {0} is outside {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes (S3 multipart limits)"
     )]
     PartSize(usize),
+    #[error(
+        "{partition}: refusing to export: {gone}. Staging expired (StagingRetentionDays) or \
+         was deleted, and an export now would replace the file with fewer rows, so the file \
+         is left as it is. To replace it anyway, losing those rows, rerun with --allow-shrink \
+         (dplctl export) or \"allow_shrink\": true (an hour request)"
+    )]
+    StagingGone {
+        partition: Partition,
+        gone: StagingGone,
+    },
     #[error("the CSV encoder stopped before the end of the file")]
     EncoderStopped,
     #[error("the CSV encoder panicked: {0}")]
@@ -149,6 +161,9 @@ pub struct Exported {
     pub parts: i32,
     pub duplicates_dropped: u64,
     pub csv: CsvSummary,
+    /// Staging objects the previous file was made from that this one was
+    /// not (only with [`Reason::Shrinking`]).
+    pub missing_staging: Vec<String>,
 }
 
 /// What happened to one partition in a run.
@@ -156,7 +171,23 @@ pub struct Exported {
 pub enum PartitionOutcome {
     Exported(Exported),
     UpToDate(Partition),
+    /// Not exported: staging objects its file was made from are gone, and
+    /// the run does not allow the file to shrink.
+    Kept(Partition, StagingGone),
     Failed(Partition, ExportError),
+}
+
+impl PartitionOutcome {
+    /// A kept partition as the error an operator's run reports.
+    pub fn kept_as_error(self) -> Self {
+        match self {
+            PartitionOutcome::Kept(partition, gone) => PartitionOutcome::Failed(
+                partition.clone(),
+                ExportError::StagingGone { partition, gone },
+            ),
+            other => other,
+        }
+    }
 }
 
 /// Progress callbacks of a run, for logs and progress bars.
@@ -174,6 +205,10 @@ pub struct Selection {
     pub oem_id: Option<String>,
     /// Export even partitions whose manifest is current.
     pub force: bool,
+    /// Export even partitions whose file was made from staging objects
+    /// that are gone, replacing it with fewer rows (loud: logged, and the
+    /// outcome names the objects).
+    pub allow_shrink: bool,
 }
 
 pub struct Exporter<S> {
@@ -305,7 +340,7 @@ impl<S: ObjectStore> Exporter<S> {
         let mut outcomes = Vec::with_capacity(work.len());
         let mut running = futures_util::stream::iter(work)
             .map(|(partition, listing)| async move {
-                self.run_planned(partition, &listing, selection.force).await
+                self.run_planned(partition, &listing, selection).await
             })
             .buffered(self.options.concurrency);
         while let Some(outcome) = running.next().await {
@@ -316,27 +351,35 @@ impl<S: ObjectStore> Exporter<S> {
     }
 
     /// Decides on one planned partition (staged as `listing`) and exports
-    /// it if it needs it, or always with `force`.
+    /// it if it needs it, or always with `force`; but never from fewer
+    /// staging objects than its file was made from, unless `allow_shrink`.
     pub async fn run_planned(
         &self,
         partition: Partition,
         listing: &[ObjectInfo],
-        force: bool,
+        selection: &Selection,
     ) -> PartitionOutcome {
-        let decision = if force {
-            Ok(Decision::Export(Reason::Forced))
-        } else {
-            self.decide(&partition, listing).await
-        };
-        let result = match decision {
-            Ok(Decision::Export(reason)) => self.export(&partition, listing, reason).await,
+        let (reason, missing) = match self.decide(&partition, listing).await {
+            Ok(Decision::StagingGone(gone)) if !selection.allow_shrink => {
+                return PartitionOutcome::Kept(partition, gone)
+            }
+            // The caller logs it: [`Exported::missing_staging`].
+            Ok(Decision::StagingGone(gone)) => (Reason::Shrinking, gone.missing),
+            Ok(_) if selection.force => (Reason::Forced, Vec::new()),
+            Ok(Decision::Export(reason)) => (reason, Vec::new()),
             Ok(Decision::UpToDate | Decision::NothingStaged) => {
                 return PartitionOutcome::UpToDate(partition)
             }
-            Err(error) => Err(error),
+            // An unreadable manifest cannot say what is missing; an operator
+            // who forces the export replaces it.
+            Err(ExportError::Manifest(_)) if selection.force => (Reason::Forced, Vec::new()),
+            Err(error) => return PartitionOutcome::Failed(partition, error),
         };
-        match result {
-            Ok(exported) => PartitionOutcome::Exported(exported),
+        match self.export(&partition, listing, reason).await {
+            Ok(exported) => PartitionOutcome::Exported(Exported {
+                missing_staging: missing,
+                ..exported
+            }),
             Err(error) => PartitionOutcome::Failed(partition, error),
         }
     }
@@ -388,6 +431,7 @@ impl<S: ObjectStore> Exporter<S> {
             staging_objects: listing.len(),
             parts: upload.as_ref().map_or(0, |(_, parts)| *parts),
             duplicates_dropped: encoded.duplicates,
+            missing_staging: Vec::new(),
             csv: match upload {
                 Some(_) => encoded.csv.clone(),
                 None => empty_summary(),

@@ -289,6 +289,7 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
             oem_id: None,
             event_type: None,
             force: false,
+            allow_shrink: false,
         });
         let summary = export
             .process(&request)

@@ -131,6 +131,7 @@ async fn main() {
             &Selection {
                 oem_id: None,
                 force: true,
+                allow_shrink: false,
             },
             &mut (),
         )

@@ -16,7 +16,8 @@ use dpl::export::keys::parse_hour;
 use dpl::export::run::{default_concurrency, Progress, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
 use dpl::export::s3::S3Store;
 use dpl::export::{
-    DirStore, ExportOptions, Exporter, Layout, ObjectStore, PartitionOutcome, Selection,
+    DirStore, ExportError, ExportOptions, Exported, Exporter, Layout, ObjectStore,
+    PartitionOutcome, Selection,
 };
 use dpl::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -77,6 +78,12 @@ struct ExportRun {
     /// (default: export every partition of the hour).
     #[arg(long)]
     changed_only: bool,
+    /// Replace a partition's file even when staging objects it was made
+    /// from are gone (expired or deleted): the file shrinks, the rows of
+    /// those objects are lost. Without it such a partition is refused with
+    /// the objects named, and its file left as it is.
+    #[arg(long)]
+    allow_shrink: bool,
     /// Multipart part size in MiB (5 to 5120).
     #[arg(long, default_value_t = DEFAULT_PART_SIZE / (1024 * 1024))]
     part_size_mib: usize,
@@ -137,6 +144,7 @@ impl Progress for Bar {
                 e.partition, e.csv.rows, e.csv.bytes
             )),
             PartitionOutcome::UpToDate(p) => self.0.set_message(format!("{p}: up to date")),
+            PartitionOutcome::Kept(..) => {}
             PartitionOutcome::Failed(p, error) => self.0.println(format!("{p}: FAILED: {error}")),
         }
         self.0.inc(1);
@@ -155,7 +163,12 @@ async fn export<S: ObjectStore>(
             .context("progress style")?,
     );
     let mut progress = Bar(bar.clone());
-    let outcomes = exporter.run(hours, &selection, &mut progress).await?;
+    let outcomes: Vec<PartitionOutcome> = exporter
+        .run(hours, &selection, &mut progress)
+        .await?
+        .into_iter()
+        .map(PartitionOutcome::kept_as_error)
+        .collect();
     bar.finish();
     let (mut exported, mut failed, mut rows) = (0, 0, 0);
     for outcome in &outcomes {
@@ -163,9 +176,15 @@ async fn export<S: ObjectStore>(
             PartitionOutcome::Exported(e) => {
                 exported += 1;
                 rows += e.csv.rows;
+                warn_if_shrunk(e);
             }
-            PartitionOutcome::Failed(..) => failed += 1,
-            PartitionOutcome::UpToDate(_) => {}
+            PartitionOutcome::Failed(p, error) => {
+                failed += 1;
+                if matches!(error, ExportError::StagingGone { .. }) {
+                    eprintln!("{p}: REFUSED: {error}");
+                }
+            }
+            PartitionOutcome::UpToDate(_) | PartitionOutcome::Kept(..) => {}
         }
     }
     let first = hours.first().map(|h| h.folder_name().to_string());
@@ -179,6 +198,23 @@ async fn export<S: ObjectStore>(
         bail!("{failed} partitions failed");
     }
     Ok(())
+}
+
+/// Says loudly, on stderr, which objects an `--allow-shrink` export left out.
+fn warn_if_shrunk(exported: &Exported) {
+    if exported.missing_staging.is_empty() {
+        return;
+    }
+    eprintln!(
+        "WARNING {}: replaced with {} rows from fewer staging objects than its previous file; \
+         the rows of these {} objects are gone from it:",
+        exported.partition,
+        exported.csv.rows,
+        exported.missing_staging.len()
+    );
+    for key in &exported.missing_staging {
+        eprintln!("  {key}");
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -199,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
         to,
         oem,
         changed_only,
+        allow_shrink,
         part_size_mib,
         work_dir,
         jobs,
@@ -212,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let selection = Selection {
         oem_id: oem,
         force: !changed_only,
+        allow_shrink,
     };
     let hours = hours(&hour.context("--hour is required")?, until.as_deref())?;
     let to = match to {
