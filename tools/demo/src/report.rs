@@ -194,7 +194,11 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
             .is_ok_and(|e| e.event_type() == EventType::Datapoint)
     }) {
         let data = base64::engine::general_purpose::STANDARD.encode(record.data().as_ref());
-        let decoded: serde_json::Value = serde_json::from_slice(record.data().as_ref())?;
+        // The bytes as they are on the stream, laid out in their own key
+        // order: the vendor's, which customers compare the record with.
+        let decoded = crate::pretty::pretty(
+            std::str::from_utf8(record.data().as_ref()).context("a customer record's data")?,
+        )?;
         writeln!(
             out,
             "\n== One record of Acme's stream, read as the customer reads it\n  \
@@ -209,7 +213,7 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
             cut(&data, 64),
             record.partition_key().unwrap_or_default(),
         )?;
-        for line in serde_json::to_string_pretty(&decoded)?.lines() {
+        for line in decoded.lines() {
             writeln!(out, "  {line}")?;
         }
     }

@@ -8,7 +8,9 @@
 //! 2. every event is in exactly one CSV row, in the file of its OEM, type
 //!    and hour, and the files hold nothing else;
 //! 3. each subscription received exactly its OEM's events that pass its
-//!    filters, per DSN in stream order, as the customer payload.
+//!    filters, per DSN in stream order, as the customer payload;
+//! 4. the report prints a record of the customer's stream as its bytes
+//!    are, laid out in their own key order: the seed's decoded example's.
 //!
 //! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
 //! test` uses); fails, rather than skips, without it.
@@ -16,9 +18,12 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_kinesis::types::Record;
 use demo::customers::{self, customer_kinesis, role_arn};
 use demo::fleet::Expected;
 use demo::pipeline::{self, Options, Outcome, Quiet};
+use demo::pretty::pretty;
+use demo::stack::Stack;
 use dpl::export::{ObjectStore, Partition};
 use dpl::streams::Subscription;
 use dpl::{CustomerPayload, DplRecord};
@@ -148,11 +153,14 @@ async fn every_change_reaches_everything_once() {
     // 3. Each subscription: exactly its filtered events, per DSN in order.
     let customers = &outcome.customers;
     let client = customer_kinesis(&outcome.aws, &role_arn()).await.unwrap();
-    let mut kinesis: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (_, record) in customers::read_stream(&client, &customers.stream_name)
+    let customer_records: Vec<Record> = customers::read_stream(&client, &customers.stream_name)
         .await
         .unwrap()
-    {
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
+    let mut kinesis: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in &customer_records {
         kinesis
             .entry(record.partition_key().unwrap().to_owned())
             .or_default()
@@ -171,4 +179,70 @@ async fn every_change_reaches_everything_once() {
     let expected = expected_deliveries(records, &customers.eventhubs);
     assert!(!expected.is_empty());
     assert_eq!(hub, expected);
+
+    // 4. The customer record in the report.
+    let report = demo::report::render(&outcome).await.unwrap();
+    the_record_is_printed_as_on_the_stream(&report, &customer_records);
+}
+
+/// The report's customer record is the bytes of the record it names, laid
+/// out, and its keys are the seed's decoded example's, in its order.
+fn the_record_is_printed_as_on_the_stream(report: &str, customer_records: &[Record]) {
+    let (sequence_number, printed) = printed_record(report);
+    let record = customer_records
+        .iter()
+        .find(|r| r.sequence_number() == sequence_number)
+        .unwrap_or_else(|| panic!("the report names record {sequence_number} of the stream"));
+    let data = std::str::from_utf8(record.data().as_ref()).unwrap();
+    assert_eq!(printed, pretty(data).unwrap());
+    let seed = std::fs::read_to_string(
+        Stack::repo_root().join("tests/fixtures/seed/kinesis_decoded.json"),
+    )
+    .unwrap();
+    // Two levels: the datapoint's own `metadata` holds what the app sent.
+    let two_levels = |json: &str| {
+        keys(json)
+            .into_iter()
+            .filter(|(depth, _)| *depth <= 2)
+            .map(|(depth, key)| format!("{depth} {key}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(two_levels(&printed), two_levels(&seed));
+}
+
+/// The record the report decodes: its sequence number and its JSON.
+fn printed_record(report: &str) -> (String, String) {
+    let section = report
+        .split("\n== ")
+        .find(|s| s.starts_with("One record of Acme's stream"))
+        .expect("the report shows a customer record");
+    let sequence_number = section
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("\"SequenceNumber\": \"")?
+                .strip_suffix("\",")
+        })
+        .expect("the record's sequence number");
+    let (_, json) = section
+        .split_once("Data, base64-decoded:\n")
+        .expect("the decoded data");
+    let json: Vec<&str> = json
+        .trim_end()
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    (sequence_number.to_owned(), json.join("\n"))
+}
+
+/// The keys of pretty-printed JSON (two spaces a level) with their depth,
+/// in order.
+fn keys(json: &str) -> Vec<(usize, &str)> {
+    json.lines()
+        .filter_map(|line| {
+            let text = line.trim_start();
+            let key = text.strip_prefix('"')?.split_once("\": ")?.0;
+            Some(((line.len() - text.len()) / 2, key))
+        })
+        .collect()
 }
