@@ -18,7 +18,8 @@ struct Cli {
     /// Devices in the fleet.
     #[arg(long, default_value_t = 50)]
     devices: usize,
-    /// Simulated hours of fleet activity (the hours before the current one).
+    /// Simulated hours of fleet activity, played in compressed real time
+    /// from the start of the run (one device's hour in 0.2 s).
     #[arg(long, default_value_t = 2)]
     hours: u32,
     /// Seed of the simulation: the same seed gives the same twin changes.

@@ -1,16 +1,18 @@
 //! The whole run: stack, customers, fleet, the four stream functions behind
 //! local event source mappings, then the hourly export.
 //!
-//! **Time.** The fleet's own times (`activated_at`, `connection_changed_at`,
-//! datapoint `created_at`, ...) lie in the `--hours` whole hours before the
-//! current hour. The events' `timestamp`, though, is the stream record's
-//! `ApproximateCreationDateTime`, and moto stamps that with the real time
-//! of each write: connectivity, datapoint, datapointack, location and
-//! registration events therefore land in the current hour (the platform
-//! "writes late"), and only activations, whose time is `activated_at`, land
-//! in the simulated hours. The export then runs for every hour that holds
-//! an event (read from the DPL stream), as an operator's `HourRequest`
-//! (`dplctl export --hour`) would, including the current, unfinished hour.
+//! **Time.** An event's `timestamp` is its stream record's
+//! `ApproximateCreationDateTime`, which moto stamps with the real time of
+//! the write, in whole seconds; an activation's is its `activated_at`. So
+//! that the fleet's own times (`activated_at`, `connection_changed_at`,
+//! datapoint `created_at`, ...) agree with that clock, the `--hours`
+//! simulated hours play in compressed real time from the start of the run
+//! ([`Playback`]) and each twin item is written when its time comes
+//! ([`twins::play`]): every row's dates then fall in the hour folder of its
+//! event, but for the second the stream's stamp may add at an hour's edge.
+//! The export then runs for every hour that holds an event (read from the
+//! DPL stream), as an operator's `HourRequest` (`dplctl export --hour`)
+//! would, including the current, unfinished hour.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -29,14 +31,13 @@ use twin_events::dead_letter::SqsDeadLetters;
 
 use crate::customers::{self, Customers};
 use crate::esm::{DynamoDbStream, KinesisStream, Mapping, OnFailure, Settings, Stats};
-use crate::fleet::{self, Fleet};
+use crate::fleet::{self, Fleet, Playback};
 use crate::functions::{EventStore, StreamFunction, TwinEvents};
 use crate::stack::{Function, Stack};
 use crate::twins;
 
 /// Per-attempt limit of one AWS call in the demo (as the functions set it).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -77,6 +78,8 @@ pub struct Outcome {
     pub layout: Layout,
     /// Messages on the twin-events dead-letter queue.
     pub dead_letters: usize,
+    /// How long after its time a twin write was made, at most.
+    pub write_trail: Duration,
 }
 
 impl Outcome {
@@ -100,12 +103,6 @@ pub async fn local_aws() -> anyhow::Result<SdkConfig> {
         );
     }
     Ok(dpl::sdk::load(ATTEMPT_TIMEOUT).await)
-}
-
-/// The first simulated hour: `hours` hours before the current one.
-pub fn simulation_start(now: Timestamp, hours: u32) -> Timestamp {
-    Timestamp::from_millis(now.hour_start().millis() - i64::from(hours) * HOUR_MS)
-        .expect("a recent hour")
 }
 
 fn budget(function: &Function, margin: Duration) -> Duration {
@@ -164,15 +161,15 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     let fleet = fleet::simulate(
         options.devices,
         options.hours,
-        simulation_start(Timestamp::now(), options.hours),
+        Playback::for_fleet(Timestamp::now(), options.devices),
         options.seed,
     );
     let twins_table = stack.resource("TwinsTable")?.reference.clone();
     progress.phase(
-        "writing twin changes to the twins table",
+        "writing twin changes to the twins table, each at its time",
         fleet.writes.len() as u64,
     );
-    twins::write(
+    let write_trail = twins::play(
         &aws_sdk_dynamodb::Client::new(&aws),
         &twins_table,
         &fleet.writes,
@@ -317,6 +314,7 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
         dpl_records,
         exports,
         dead_letters,
+        write_trail,
     })
 }
 

@@ -78,15 +78,22 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
 
     writeln!(
         out,
-        "\n== Fleet: {} devices of 2 OEMs, simulated {} to {} (UTC)",
+        "\n== Fleet: {} devices of 2 OEMs, {} simulated hours played {} times faster, {} to {} (UTC)",
         fleet.devices,
+        fleet.hours,
+        fleet.playback.speed,
         fleet.start.iso_seconds(),
         fleet.end.iso_seconds()
     )?;
     for (change, n) in fleet.changes() {
         writeln!(out, "  {n:>5}  {}", change.describe())?;
     }
-    writeln!(out, "  {:>5}  twin item writes in all", fleet.writes.len())?;
+    writeln!(
+        out,
+        "  {:>5}  twin item writes in all, each made when its time came (at most {} ms later)",
+        fleet.writes.len(),
+        outcome.write_trail.as_millis()
+    )?;
 
     writeln!(out, "\n== Events on the DPL stream")?;
     let events = counts(outcome.dpl_records.iter().map(|r| r.dpl_event.event_type()));
@@ -226,8 +233,9 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
     writeln!(
         out,
         "  An event's hour is its stream record's time, which moto stamps with the real time of\n  \
-         the write: only activations (timed by activated_at) fall in the simulated hours. Every\n  \
-         hour holding an event was exported with an hour request (as `dplctl export --hour`)."
+         the write (an activation's is its activated_at). The twin items hold the times of their\n  \
+         writes, so a row's dates fall in its hour folder. Every hour holding an event was\n  \
+         exported with an hour request (as `dplctl export --hour`)."
     )?;
     for summary in &outcome.exports {
         writeln!(

@@ -6,7 +6,8 @@
 //!    order, and nothing else (writes that change nothing reported produce
 //!    nothing);
 //! 2. every event is in exactly one CSV row, in the file of its OEM, type
-//!    and hour, and the files hold nothing else;
+//!    and hour, and the files hold nothing else; every row's dates lie in
+//!    its file's hour;
 //! 3. each subscription received exactly its OEM's events that pass its
 //!    filters, per DSN in stream order, as the customer payload;
 //! 4. the report prints a record of the customer's stream as its bytes
@@ -26,7 +27,7 @@ use demo::pretty::pretty;
 use demo::stack::Stack;
 use dpl::export::{ObjectStore, Partition};
 use dpl::streams::Subscription;
-use dpl::{CustomerPayload, DplRecord};
+use dpl::{CustomerPayload, DplRecord, EventType, Timestamp};
 
 fn prefix() -> String {
     let secs = SystemTime::now()
@@ -149,6 +150,9 @@ async fn every_change_reaches_everything_once() {
         expected_files.keys().collect::<Vec<_>>()
     );
     assert_eq!(actual_files, expected_files);
+    for (key, rows) in &actual_files {
+        every_row_is_dated_in_its_hour(key, rows);
+    }
 
     // 3. Each subscription: exactly its filtered events, per DSN in order.
     let customers = &outcome.customers;
@@ -183,6 +187,67 @@ async fn every_change_reaches_everything_once() {
     // 4. The customer record in the report.
     let report = demo::report::render(&outcome).await.unwrap();
     the_record_is_printed_as_on_the_stream(&report, &customer_records);
+}
+
+const HOUR_MS: i64 = 3_600_000;
+/// The stream stamps a record with the second of its write, floored; the
+/// item's times were taken before the write, also floored to the second: a
+/// row's date can be the last second of the hour before its event's.
+const STAMP_SLACK_MS: i64 = 1_000;
+
+/// Every date of every row of the file at `key` (`.../{type}/{hour}/...`)
+/// lies in the file's hour, or in the one second before it (at an hour's
+/// edge, see [`STAMP_SLACK_MS`]): the fleet's times agree with the
+/// stream's clock. In a registration row, the date of the device's other
+/// state (an unregistration's `registered_at`, a re-registration's
+/// `unregistered_at`) tells of an earlier change: it is only never later
+/// than the row's own date.
+fn every_row_is_dated_in_its_hour(key: &str, rows: &[String]) {
+    let folders: Vec<&str> = key.rsplit('/').collect();
+    let (hour, event_type) = (folders[1], folders[2]);
+    let hour_start = Timestamp::parse(&format!("{}T{}Z", &hour[..10], &hour[11..]))
+        .unwrap_or_else(|e| panic!("{key}: hour folder {hour}: {e}"));
+    let in_hour = (hour_start.millis() - STAMP_SLACK_MS)..(hour_start.millis() + HOUR_MS);
+    for row in rows {
+        let cells: Vec<String> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(row.as_bytes())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let mut dates: Vec<Option<Timestamp>> = cells.iter().map(|c| java_date(c)).collect();
+        if event_type == dpl::csv::export_name(EventType::Registration) {
+            // unregistered_at, registered_at; registered is column 4.
+            let (own, other) = if cells[4] == "true" { (7, 6) } else { (6, 7) };
+            if let (Some(own), Some(other)) = (dates[own], dates[other].take()) {
+                assert!(other <= own, "{key}: {row}");
+            }
+        }
+        let dates: Vec<Timestamp> = dates.into_iter().flatten().collect();
+        assert!(!dates.is_empty(), "{key}: a row without a date: {row}");
+        for date in dates {
+            assert!(
+                in_hour.contains(&date.millis()),
+                "{key}: {date} is outside the hour {hour}: {row}"
+            );
+        }
+    }
+}
+
+/// A CSV date cell (`Tue Dec 01 09:04:36 UTC 2026`), or `None`.
+fn java_date(cell: &str) -> Option<Timestamp> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let [_, month, day, time, "UTC", year] = cell.split(' ').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? + 1;
+    Timestamp::parse(&format!("{year}-{month:02}-{day}T{time}Z")).ok()
 }
 
 /// The report's customer record is the bytes of the record it names, laid
