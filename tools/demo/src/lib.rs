@@ -12,12 +12,14 @@
 //!   to an in-process handler, batch sizes, partial batch responses,
 //!   retries, on-failure queue); [`functions`]: the handlers behind it;
 //! - [`pipeline`]: one run, start to end; [`report`]: what it printed;
-//!   [`pretty`]: JSON laid out in its own key order.
+//!   [`pretty`]: JSON laid out in its own key order; [`output`]: what it
+//!   left on disk.
 
 pub mod customers;
 pub mod esm;
 pub mod fleet;
 pub mod functions;
+pub mod output;
 pub mod pipeline;
 pub mod pretty;
 pub mod report;

@@ -71,6 +71,8 @@ pub struct Outcome {
     pub customers: Customers,
     /// Every record on the DPL stream, shard by shard, in stream order.
     pub dpl_records: Vec<DplRecord>,
+    /// Their data, as on the stream.
+    pub dpl_data: Vec<Vec<u8>>,
     /// Each mapping's name and what it did.
     pub mappings: Vec<(String, Stats)>,
     pub exports: Vec<Summary>,
@@ -209,7 +211,12 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     twin_mapping.drain(&|n| progress.advance(n as u64)).await?;
 
     let dpl_arn = stack.resource("DplStream")?.attributes["Arn"].clone();
-    let dpl_records = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
+    let dpl_data = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
+    let dpl_records = dpl_data
+        .iter()
+        .map(|data| DplRecord::from_json(data))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a DPL stream record that is not a DPL record")?;
 
     // The three functions behind the DPL stream, each with its own mapping.
     let store_config = event_store::Config::from_lookup(|n| store_fn.var(n))?;
@@ -312,18 +319,19 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
         fleet,
         customers,
         dpl_records,
+        dpl_data,
         exports,
         dead_letters,
         write_trail,
     })
 }
 
-/// Every record of the DPL stream, shard after shard.
+/// The data of every record of the DPL stream, shard after shard.
 pub async fn read_dpl_stream(
     aws: &SdkConfig,
     arn: &str,
     region: &str,
-) -> anyhow::Result<Vec<DplRecord>> {
+) -> anyhow::Result<Vec<Vec<u8>>> {
     use crate::esm::Source;
     let mut stream = KinesisStream::open(aws_sdk_kinesis::Client::new(aws), arn, region).await?;
     let mut out = Vec::new();
@@ -333,12 +341,7 @@ pub async fn read_dpl_stream(
             if page.is_empty() {
                 break;
             }
-            for record in page {
-                out.push(
-                    DplRecord::from_json(&record.kinesis.data.0)
-                        .context("a DPL stream record that is not a DPL record")?,
-                );
-            }
+            out.extend(page.into_iter().map(|record| record.kinesis.data.0));
         }
     }
     Ok(out)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Context;
 use base64::Engine;
@@ -12,6 +13,7 @@ use dpl::streams::summary::DeliverySummary;
 use dpl::{EventType, Timestamp};
 
 use crate::customers::{self, customer_kinesis, role_arn};
+use crate::output::OnDisk;
 use crate::pipeline::Outcome;
 
 const ALL_TYPES: [EventType; 6] = [
@@ -52,8 +54,41 @@ fn cut(text: &str, width: usize) -> String {
     }
 }
 
-/// The report, as text.
-pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
+/// The report's last section: where the run left its files, relative to
+/// `cwd` when under it.
+pub fn left_on_disk(on_disk: &OnDisk, cwd: &Path) -> String {
+    let shown = |path: &Path| path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let exports = format!("{}/", shown(&on_disk.exports));
+    let rows: Vec<(String, String)> = std::iter::once((
+        exports,
+        format!(
+            "the export tree: {} CSV files, as on S3",
+            on_disk.csv_files.len()
+        ),
+    ))
+    .chain(
+        on_disk
+            .files
+            .iter()
+            .map(|f| (shown(&f.path), f.what.clone())),
+    )
+    .collect();
+    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "\n== Left on disk until the next run empties {}/\n",
+        shown(&on_disk.root)
+    );
+    for (path, what) in rows {
+        out.push_str(&format!("  {path:<width$}  {what}\n"));
+    }
+    if let Some(first) = on_disk.csv_files.first() {
+        out.push_str(&format!("  e.g. less {}\n", shown(first)));
+    }
+    out
+}
+
+/// The report, as text; it ends with [`left_on_disk`].
+pub async fn render(outcome: &Outcome, on_disk: &OnDisk) -> anyhow::Result<String> {
     let mut out = String::new();
     let stack = &outcome.stack;
     let fleet = &outcome.fleet;
@@ -280,5 +315,58 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
          - scripts/with-moto.sh cargo run -p demo -- --devices 200 --hours 3 --seed 7: a bigger fleet\n  \
          - make test: the end-to-end test of this pipeline (tools/demo/tests/end_to_end.rs) and the rest"
     )?;
+    out.push_str(&left_on_disk(
+        on_disk,
+        &std::env::current_dir().unwrap_or_default(),
+    ));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Saved;
+    use std::path::PathBuf;
+
+    fn on_disk(root: &str) -> OnDisk {
+        let root = PathBuf::from(root);
+        OnDisk {
+            exports: root.join("exports"),
+            csv_files: vec![
+                root.join("exports/0dfc7900/connection/2026-12-01-12:00:00/connection.csv"),
+                root.join("exports/0dfc7900/datapoint/2026-12-01-12:00:00/datapoint.csv"),
+            ],
+            files: vec![
+                Saved {
+                    path: root.join("streams/dpl.jsonl"),
+                    what: "the DPL stream's records (3), one a line".to_owned(),
+                },
+                Saved {
+                    path: root.join("logs/functions.log"),
+                    what: "the functions' logs".to_owned(),
+                },
+            ],
+            root,
+        }
+    }
+
+    #[test]
+    fn the_files_are_shown_relative_to_the_working_directory() {
+        let text = left_on_disk(&on_disk("/repo/target/demo"), Path::new("/repo"));
+        assert_eq!(
+            text,
+            "\n== Left on disk until the next run empties target/demo/\n  \
+             target/demo/exports/            the export tree: 2 CSV files, as on S3\n  \
+             target/demo/streams/dpl.jsonl   the DPL stream's records (3), one a line\n  \
+             target/demo/logs/functions.log  the functions' logs\n  \
+             e.g. less target/demo/exports/0dfc7900/connection/2026-12-01-12:00:00/connection.csv\n"
+        );
+    }
+
+    #[test]
+    fn files_outside_the_working_directory_are_shown_in_full() {
+        let text = left_on_disk(&on_disk("/tmp/run"), Path::new("/repo"));
+        assert!(text.contains("  /tmp/run/exports/ "), "{text}");
+        assert!(text.contains("  /tmp/run/logs/functions.log "), "{text}");
+    }
 }

@@ -11,17 +11,21 @@
 //! 3. each subscription received exactly its OEM's events that pass its
 //!    filters, per DSN in stream order, as the customer payload;
 //! 4. the report prints a record of the customer's stream as its bytes
-//!    are, laid out in their own key order: the seed's decoded example's.
+//!    are, laid out in their own key order: the seed's decoded example's;
+//! 5. the report ends with where the run left its files, and they are
+//!    there: the export tree as on S3, the streams' records, the logs.
 //!
 //! Needs `AWS_ENDPOINT_URL` (set by `scripts/with-moto.sh`, which `make
 //! test` uses); fails, rather than skips, without it.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_kinesis::types::Record;
 use demo::customers::{self, customer_kinesis, role_arn};
 use demo::fleet::Expected;
+use demo::output::{self, OnDisk};
 use demo::pipeline::{self, Options, Outcome, Quiet};
 use demo::pretty::pretty;
 use demo::stack::Stack;
@@ -37,13 +41,16 @@ fn prefix() -> String {
     format!("e2e-{}-{secs}", std::process::id())
 }
 
-async fn run() -> Outcome {
+/// A run as `demo` makes it, its files left under `root` (prepared, with
+/// the functions' log).
+async fn run(root: &Path) -> Outcome {
     let options = Options {
         devices: 8,
         hours: 1,
         seed: 2020,
         prefix: prefix(),
     };
+    output::log_functions(root).unwrap();
     pipeline::run(&options, &Quiet)
         .await
         .expect("the demo pipeline runs")
@@ -94,7 +101,9 @@ fn every_change_reaches_the_stream_the_export_and_each_subscription_exactly_once
 }
 
 async fn every_change_reaches_everything_once() {
-    let outcome = run().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = output::prepare(&dir.path().join("demo")).unwrap();
+    let outcome = run(&root).await;
     let records = &outcome.dpl_records;
     assert!(
         outcome.fleet.expected_count() > 20,
@@ -185,8 +194,96 @@ async fn every_change_reaches_everything_once() {
     assert_eq!(hub, expected);
 
     // 4. The customer record in the report.
-    let report = demo::report::render(&outcome).await.unwrap();
+    // scripts/with-moto.sh names the emulator's log.
+    let moto_log = std::env::var_os("MOTO_LOG").map(PathBuf::from);
+    let on_disk = output::save(&outcome, &root, moto_log.as_deref())
+        .await
+        .unwrap();
+    let report = demo::report::render(&outcome, &on_disk).await.unwrap();
     the_record_is_printed_as_on_the_stream(&report, &customer_records);
+
+    // 5. What the run left on disk, named at the end of the report.
+    the_report_ends_with_the_files_left(&report, &on_disk);
+    let exported: BTreeMap<String, Vec<u8>> = files_under(&root.join("exports"))
+        .into_iter()
+        .map(|path| {
+            let key = path.strip_prefix(&root).unwrap().display().to_string();
+            (key, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    let mut on_s3 = BTreeMap::new();
+    for key in actual_files.keys() {
+        on_s3.insert(key.clone(), store.get(key).await.unwrap().unwrap());
+    }
+    assert_eq!(exported, on_s3, "the export tree on disk is the one on S3");
+    let hub_bodies: Vec<Vec<u8>> = customers
+        .hubs
+        .messages()
+        .into_iter()
+        .map(|m| m.body.into_bytes())
+        .collect();
+    let kinesis_data: Vec<Vec<u8>> = customer_records
+        .iter()
+        .map(|r| r.data().as_ref().to_vec())
+        .collect();
+    for (name, records) in [
+        ("streams/dpl.jsonl", &outcome.dpl_data),
+        ("streams/customer-kinesis.jsonl", &kinesis_data),
+        ("streams/customer-eventhub.jsonl", &hub_bodies),
+    ] {
+        let text = std::fs::read(root.join(name)).unwrap();
+        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        assert_eq!(lines.last(), Some(&&b""[..]), "{name} ends its last line");
+        assert_eq!(&lines[..lines.len() - 1], records, "{name}");
+        assert!(!records.is_empty(), "{name}");
+    }
+    let log = std::fs::read_to_string(root.join(output::FUNCTIONS_LOG)).unwrap();
+    assert!(
+        log.contains("INFO"),
+        "the functions logged to {}",
+        output::FUNCTIONS_LOG
+    );
+}
+
+/// The report's last section names the export tree, every file the run
+/// left, and one CSV file to open; each is there.
+fn the_report_ends_with_the_files_left(report: &str, on_disk: &OnDisk) {
+    let last = report.rsplit("\n== ").next().unwrap();
+    assert!(
+        last.starts_with("Left on disk until the next run"),
+        "{last}"
+    );
+    let named: Vec<PathBuf> = last
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let path = line.strip_prefix("e.g. less ").unwrap_or(line);
+            path.split("  ").next().map(PathBuf::from)
+        })
+        .collect();
+    let mut expected = vec![on_disk.exports.clone()];
+    expected.extend(on_disk.files.iter().map(|f| f.path.clone()));
+    expected.push(on_disk.csv_files[0].clone());
+    assert_eq!(named, expected);
+    for path in &named {
+        assert!(path.exists(), "{} is not there", path.display());
+    }
+    assert!(named[1..].iter().all(|p| p.starts_with(&on_disk.root)));
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 const HOUR_MS: i64 = 3_600_000;
