@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run a command against a private moto (mock AWS) server:
 #   scripts/with-moto.sh CMD [ARGS...]
-# Starts .venv/bin/moto_server on a free 127.0.0.1 port (log in target/moto-PORT.log),
-# points the AWS SDK environment at it, runs CMD, and always stops the server.
+# Starts .venv/bin/moto_server on a free 127.0.0.1 port (log in target/moto-PORT.log,
+# named by MOTO_LOG for CMD), points the AWS SDK environment at it, runs CMD, and
+# always stops the server.
 # Exits with CMD's exit code.
 set -euo pipefail
 
@@ -74,6 +75,7 @@ done
 echo "with-moto: moto_server up on 127.0.0.1:$PORT (pid $MOTO_PID, log target/moto-$PORT.log)" >&2
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export MOTO_LOG="$LOG"   # the demo copies it next to its other files
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true

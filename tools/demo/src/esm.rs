@@ -28,6 +28,7 @@ use anyhow::Context;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use base64::Engine;
+use lambda_runtime::tracing::{info_span, Instrument};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -170,7 +171,12 @@ impl<S: Source, F: Invoke<S::Record>> Mapping<S, F> {
         let mut retries = 0;
         loop {
             self.stats.invocations += 1;
-            let why = match self.function.invoke(pending).await {
+            // Each function's log lines name it, as its own log group would.
+            let invocation = self
+                .function
+                .invoke(pending)
+                .instrument(info_span!("function", name = %self.name));
+            let why = match invocation.await {
                 Ok(failed) if failed.is_empty() => return Ok(()),
                 Ok(failed) => {
                     self.stats.partial_failures += 1;

@@ -13,6 +13,12 @@
 //!
 //! The same seed gives the same writes (ids, values, times relative to the
 //! start).
+//!
+//! **Time.** The simulated hours play in compressed real time from the
+//! moment the demo starts ([`Playback`]): every time in an item is the real
+//! time its write is due, and the writer ([`crate::twins::play`]) writes it
+//! then, so the item's times agree with the time the twins table's stream
+//! stamps its record with, the time its events are filed under.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +27,40 @@ use dpl::{DeviceEvent, EventType, Timestamp};
 
 /// A twins-table item.
 pub type Item = HashMap<String, Av>;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Real time one device's simulated hour takes. A device writes about 8
+/// twin items an hour (the default 50 devices, 819 writes in 2 hours), so
+/// any fleet writes about 40 items a second, a pace moto keeps with room
+/// to spare: the writer waits for each write's time instead of trailing it.
+pub const PLAY_MS_PER_DEVICE_HOUR: i64 = 200;
+
+/// How simulated time maps onto real time: the simulation starts at
+/// `start` and runs `speed` times faster than the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Playback {
+    pub start: Timestamp,
+    pub speed: i64,
+}
+
+impl Playback {
+    /// From `start`, a simulated hour in [`PLAY_MS_PER_DEVICE_HOUR`] per
+    /// device (never slower than the clock).
+    pub fn for_fleet(start: Timestamp, devices: usize) -> Self {
+        let devices = i64::try_from(devices).unwrap_or(i64::MAX);
+        let real_hour = PLAY_MS_PER_DEVICE_HOUR.saturating_mul(devices).max(1);
+        Self {
+            start,
+            speed: (HOUR_MS / real_hour).max(1),
+        }
+    }
+
+    /// The real time `offset` simulated milliseconds after the start.
+    fn at(self, offset: i64) -> Timestamp {
+        at(self.start.millis() + offset / self.speed)
+    }
+}
 
 /// The two example OEMs (and their customers' subscriptions, see
 /// `customers.rs`).
@@ -288,8 +328,12 @@ impl TwinWrite {
 /// A simulated fleet and its writes, in time order.
 #[derive(Debug)]
 pub struct Fleet {
+    /// When the playback starts and ends, in real time.
     pub start: Timestamp,
     pub end: Timestamp,
+    /// Simulated hours, played `playback.speed` times faster.
+    pub hours: u32,
+    pub playback: Playback,
     pub devices: usize,
     pub writes: Vec<TwinWrite>,
 }
@@ -321,23 +365,25 @@ impl Fleet {
     }
 }
 
-/// `devices` devices over `hours` hours from `start`, from `seed`.
-pub fn simulate(devices: usize, hours: u32, start: Timestamp, seed: u64) -> Fleet {
-    let end = Timestamp::from_millis(start.millis() + i64::from(hours) * 3_600_000)
-        .expect("a window of a few hours");
+/// `devices` devices over `hours` simulated hours, played as `playback`
+/// says, from `seed`.
+pub fn simulate(devices: usize, hours: u32, playback: Playback, seed: u64) -> Fleet {
+    let span = i64::from(hours) * HOUR_MS;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut writes: Vec<(i64, usize, TwinWrite)> = Vec::new();
     for n in 0..devices {
-        let mut device = Device::new(n, &mut rng, start);
-        for write in device.life(&mut rng, start, end) {
+        let mut device = Device::new(n, &mut rng, playback.start);
+        for write in device.life(&mut rng, playback, span) {
             writes.push((write.at.millis(), writes.len(), write));
         }
     }
     // Time order across devices; each device's own writes are in order.
     writes.sort_by_key(|(at, seq, _)| (*at, *seq));
     Fleet {
-        start,
-        end,
+        start: playback.start,
+        end: playback.at(span),
+        hours,
+        playback,
         devices,
         writes: writes.into_iter().map(|(_, _, w)| w).collect(),
     }
@@ -397,6 +443,7 @@ struct Ack {
     ack_id: String,
     status: u16,
     at: Timestamp,
+    from_device: Timestamp,
 }
 
 struct PropertyState {
@@ -479,17 +526,13 @@ impl Device {
         }
     }
 
-    /// Every write of this device's life in `[start, end)`, in order.
-    fn life(
-        &mut self,
-        rng: &mut fastrand::Rng,
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Vec<TwinWrite> {
-        let (start, end) = (start.millis(), end.millis());
-        let span = end - start;
+    /// Every write of this device's life in the `span` simulated
+    /// milliseconds of `playback`, in order.
+    fn life(&mut self, rng: &mut fastrand::Rng, playback: Playback, span: i64) -> Vec<TwinWrite> {
+        let at = |offset: i64| playback.at(offset);
+        let end = span;
         let mut out = Vec::new();
-        let mut t = start + rng.i64(0..600) * 1000;
+        let mut t = rng.i64(0..600) * 1000;
         out.push(self.write_reservation(at(t), Change::Reserved, vec![]));
         if !self.provisioned {
             return out;
@@ -541,7 +584,7 @@ impl Device {
                     let acked = t + rng.i64(1..5) * 1000;
                     if acked < end {
                         t = acked;
-                        out.push(self.ack(rng, index, at(t)));
+                        out.push(self.ack(rng, index, at(t), at(t - 1000)));
                     }
                 }
                 72..=79 => {
@@ -648,7 +691,15 @@ impl Device {
         vec![self.expected(EventType::Datapoint, Some(spec.name), id)]
     }
 
-    fn ack(&mut self, rng: &mut fastrand::Rng, index: usize, t: Timestamp) -> TwinWrite {
+    /// The device's ack of property `index`'s command, sent at
+    /// `from_device` and arrived at `t`.
+    fn ack(
+        &mut self,
+        rng: &mut fastrand::Rng,
+        index: usize,
+        t: Timestamp,
+        from_device: Timestamp,
+    ) -> TwinWrite {
         let state = &mut self.properties[index];
         let datapoint = state.datapoint.as_ref().expect("a command before its ack");
         let ack_id = uuid(rng);
@@ -657,6 +708,7 @@ impl Device {
             ack_id: ack_id.clone(),
             status: if rng.u8(..20) == 0 { 500 } else { 200 },
             at: t,
+            from_device,
         });
         let name = state.spec.name;
         let expected = vec![self.expected(EventType::DatapointAck, Some(name), ack_id)];
@@ -768,7 +820,6 @@ impl Device {
             item.insert("datapoint".into(), Av::M(map));
         }
         if let Some(ack) = &state.ack {
-            let from_device = Timestamp::from_millis(ack.at.millis() - 1000).unwrap_or(ack.at);
             item.insert(
                 "ack".into(),
                 Av::M(Item::from([
@@ -777,7 +828,7 @@ impl Device {
                     ("ack_status".to_owned(), Av::N(ack.status.to_string())),
                     ("ack_message".to_owned(), Av::N("0".into())),
                     ("acked_at".to_owned(), iso(ack.at)),
-                    ("created_at_from_device".to_owned(), iso(from_device)),
+                    ("created_at_from_device".to_owned(), iso(ack.from_device)),
                 ])),
             );
         }
@@ -808,10 +859,33 @@ mod tests {
         Timestamp::parse("2020-08-28T09:00:00Z").unwrap()
     }
 
+    /// The simulated hours at the clock's own speed.
+    fn real_time() -> Playback {
+        Playback {
+            start: start(),
+            speed: 1,
+        }
+    }
+
+    /// Every time attribute of `item`, nested ones too.
+    fn times(item: &Item) -> Vec<Timestamp> {
+        fn walk(value: &Av, out: &mut Vec<Timestamp>) {
+            match value {
+                Av::S(text) => out.extend(Timestamp::parse(text).ok()),
+                Av::M(map) => map.values().for_each(|v| walk(v, out)),
+                Av::L(list) => list.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        item.values().for_each(|v| walk(v, &mut out));
+        out
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_writes() {
-        let a = simulate(12, 2, start(), 7);
-        let b = simulate(12, 2, start(), 7);
+        let a = simulate(12, 2, real_time(), 7);
+        let b = simulate(12, 2, real_time(), 7);
         assert_eq!(a.writes.len(), b.writes.len());
         for (a, b) in a.writes.iter().zip(&b.writes) {
             assert_eq!((a.at, &a.item, &a.expected), (b.at, &b.item, &b.expected));
@@ -820,7 +894,7 @@ mod tests {
 
     #[test]
     fn writes_are_in_time_order_inside_the_window() {
-        let fleet = simulate(30, 2, start(), 1);
+        let fleet = simulate(30, 2, real_time(), 1);
         assert!(fleet.writes.windows(2).all(|w| w[0].at <= w[1].at));
         assert!(fleet
             .writes
@@ -829,8 +903,54 @@ mod tests {
     }
 
     #[test]
+    fn a_played_fleet_is_the_simulated_one_with_its_times_compressed() {
+        let simulated = simulate(20, 2, real_time(), 5);
+        let playback = Playback {
+            start: start(),
+            speed: 360,
+        };
+        let played = simulate(20, 2, playback, 5);
+        assert_eq!(played.end.millis() - played.start.millis(), 20_000);
+        assert_eq!(played.writes.len(), simulated.writes.len());
+        for (played, simulated) in played.writes.iter().zip(&simulated.writes) {
+            assert_eq!(played.expected.len(), simulated.expected.len());
+            assert_eq!(played.change, simulated.change);
+            let offset = |t: Timestamp| t.millis() - start().millis();
+            assert_eq!(offset(played.at), offset(simulated.at) / 360);
+        }
+    }
+
+    #[test]
+    fn an_item_holds_no_time_later_than_its_write() {
+        let fleet = simulate(30, 2, Playback::for_fleet(start(), 30), 9);
+        let mut seen = 0;
+        for write in &fleet.writes {
+            for time in times(&write.item) {
+                // Items hold whole seconds.
+                assert!(time <= write.at, "{write:?}");
+                assert!(time.millis() >= fleet.start.millis() / 1000 * 1000);
+                seen += 1;
+            }
+        }
+        assert!(seen > fleet.writes.len(), "items hold times: {seen}");
+    }
+
+    #[test]
+    fn any_fleet_plays_at_about_forty_writes_a_second() {
+        for devices in [8, 50, 200] {
+            let fleet = simulate(devices, 2, Playback::for_fleet(start(), devices), 42);
+            let seconds = (fleet.end.millis() - fleet.start.millis()) as f64 / 1000.0;
+            let pace = fleet.writes.len() as f64 / seconds;
+            assert!(
+                (20.0..60.0).contains(&pace),
+                "{devices} devices: {pace} writes/s"
+            );
+        }
+    }
+
+    #[test]
     fn every_event_type_and_every_kind_of_change_happens() {
-        let fleet = simulate(50, 2, start(), 42);
+        let fleet = simulate(50, 2, real_time(), 42);
         let types: std::collections::BTreeSet<EventType> = fleet
             .writes
             .iter()

@@ -11,13 +11,17 @@
 //! - [`esm`]: a local event source mapping (DynamoDB Streams and Kinesis
 //!   to an in-process handler, batch sizes, partial batch responses,
 //!   retries, on-failure queue); [`functions`]: the handlers behind it;
-//! - [`pipeline`]: one run, start to end; [`report`]: what it printed.
+//! - [`pipeline`]: one run, start to end; [`report`]: what it printed;
+//!   [`pretty`]: JSON laid out in its own key order; [`output`]: what it
+//!   left on disk.
 
 pub mod customers;
 pub mod esm;
 pub mod fleet;
 pub mod functions;
+pub mod output;
 pub mod pipeline;
+pub mod pretty;
 pub mod report;
 pub mod stack;
 pub mod twins;

@@ -5,11 +5,15 @@
 
 #![recursion_limit = "256"]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use demo::pipeline::{self, Options, Progress};
+use demo::stack::Stack;
+use demo::{output, report};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -18,7 +22,8 @@ struct Cli {
     /// Devices in the fleet.
     #[arg(long, default_value_t = 50)]
     devices: usize,
-    /// Simulated hours of fleet activity (the hours before the current one).
+    /// Simulated hours of fleet activity, played in compressed real time
+    /// from the start of the run (one device's hour in 0.2 s).
     #[arg(long, default_value_t = 2)]
     hours: u32,
     /// Seed of the simulation: the same seed gives the same twin changes.
@@ -27,6 +32,10 @@ struct Cli {
     /// Resource names are PREFIX-LogicalId.
     #[arg(long, default_value = "demo")]
     prefix: String,
+    /// Where the run leaves its export tree, stream records and logs
+    /// (emptied first) [default: target/demo in the repository].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 struct Bar(ProgressBar);
@@ -43,40 +52,59 @@ impl Progress for Bar {
     }
 }
 
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos:>5}/{len:<5} {msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self(bar)
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match run(Cli::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("demo: failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the pipeline, leaves its files, prints the report; false when an
+/// event went missing or was refused.
+async fn run(cli: Cli) -> anyhow::Result<bool> {
     let options = Options {
         devices: cli.devices,
         hours: cli.hours,
         seed: cli.seed,
         prefix: cli.prefix,
     };
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos:>5}/{len:<5} {msg}",
-        )
-        .expect("a valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let progress = Bar(bar);
+    let out = cli
+        .out
+        .unwrap_or_else(|| Stack::repo_root().join(output::DEMO_DIR));
+    let root = output::prepare(&out)?;
+    output::log_functions(&root)?;
+    let progress = Bar::new();
     let result = pipeline::run(&options, &progress).await;
     progress.0.finish_and_clear();
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            eprintln!("demo: failed: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match demo::report::render(&outcome).await {
-        Ok(report) => println!("{report}"),
-        Err(error) => {
-            eprintln!("demo: the pipeline ran, but the report failed: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    }
+    let outcome = result?;
+    // scripts/with-moto.sh names the emulator's log.
+    let moto_log = std::env::var_os("MOTO_LOG").map(PathBuf::from);
+    let on_disk = output::save(&outcome, &root, moto_log.as_deref())
+        .await
+        .context("the pipeline ran, but saving its files failed")?;
+    let report = report::render(&outcome, &on_disk)
+        .await
+        .context("the pipeline ran, but the report failed")?;
+    println!("{report}");
     let expected = outcome.fleet.expected_count();
     if outcome.dpl_records.len() != expected || outcome.given_up() > 0 || outcome.dead_letters > 0 {
         eprintln!(
@@ -85,7 +113,7 @@ async fn main() -> ExitCode {
             outcome.given_up(),
             outcome.dead_letters
         );
-        return ExitCode::FAILURE;
+        return Ok(false);
     }
-    ExitCode::SUCCESS
+    Ok(true)
 }

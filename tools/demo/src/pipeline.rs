@@ -1,16 +1,18 @@
 //! The whole run: stack, customers, fleet, the four stream functions behind
 //! local event source mappings, then the hourly export.
 //!
-//! **Time.** The fleet's own times (`activated_at`, `connection_changed_at`,
-//! datapoint `created_at`, ...) lie in the `--hours` whole hours before the
-//! current hour. The events' `timestamp`, though, is the stream record's
-//! `ApproximateCreationDateTime`, and moto stamps that with the real time
-//! of each write: connectivity, datapoint, datapointack, location and
-//! registration events therefore land in the current hour (the platform
-//! "writes late"), and only activations, whose time is `activated_at`, land
-//! in the simulated hours. The export then runs for every hour that holds
-//! an event (read from the DPL stream), as an operator's `HourRequest`
-//! (`dplctl export --hour`) would, including the current, unfinished hour.
+//! **Time.** An event's `timestamp` is its stream record's
+//! `ApproximateCreationDateTime`, which moto stamps with the real time of
+//! the write, in whole seconds; an activation's is its `activated_at`. So
+//! that the fleet's own times (`activated_at`, `connection_changed_at`,
+//! datapoint `created_at`, ...) agree with that clock, the `--hours`
+//! simulated hours play in compressed real time from the start of the run
+//! ([`Playback`]) and each twin item is written when its time comes
+//! ([`twins::play`]): every row's dates then fall in the hour folder of its
+//! event, but for the second the stream's stamp may add at an hour's edge.
+//! The export then runs for every hour that holds an event (read from the
+//! DPL stream), as an operator's `HourRequest` (`dplctl export --hour`)
+//! would, including the current, unfinished hour.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -29,14 +31,13 @@ use twin_events::dead_letter::SqsDeadLetters;
 
 use crate::customers::{self, Customers};
 use crate::esm::{DynamoDbStream, KinesisStream, Mapping, OnFailure, Settings, Stats};
-use crate::fleet::{self, Fleet};
+use crate::fleet::{self, Fleet, Playback};
 use crate::functions::{EventStore, StreamFunction, TwinEvents};
 use crate::stack::{Function, Stack};
 use crate::twins;
 
 /// Per-attempt limit of one AWS call in the demo (as the functions set it).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -70,6 +71,8 @@ pub struct Outcome {
     pub customers: Customers,
     /// Every record on the DPL stream, shard by shard, in stream order.
     pub dpl_records: Vec<DplRecord>,
+    /// Their data, as on the stream.
+    pub dpl_data: Vec<Vec<u8>>,
     /// Each mapping's name and what it did.
     pub mappings: Vec<(String, Stats)>,
     pub exports: Vec<Summary>,
@@ -77,6 +80,8 @@ pub struct Outcome {
     pub layout: Layout,
     /// Messages on the twin-events dead-letter queue.
     pub dead_letters: usize,
+    /// How long after its time a twin write was made, at most.
+    pub write_trail: Duration,
 }
 
 impl Outcome {
@@ -100,12 +105,6 @@ pub async fn local_aws() -> anyhow::Result<SdkConfig> {
         );
     }
     Ok(dpl::sdk::load(ATTEMPT_TIMEOUT).await)
-}
-
-/// The first simulated hour: `hours` hours before the current one.
-pub fn simulation_start(now: Timestamp, hours: u32) -> Timestamp {
-    Timestamp::from_millis(now.hour_start().millis() - i64::from(hours) * HOUR_MS)
-        .expect("a recent hour")
 }
 
 fn budget(function: &Function, margin: Duration) -> Duration {
@@ -164,15 +163,15 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     let fleet = fleet::simulate(
         options.devices,
         options.hours,
-        simulation_start(Timestamp::now(), options.hours),
+        Playback::for_fleet(Timestamp::now(), options.devices),
         options.seed,
     );
     let twins_table = stack.resource("TwinsTable")?.reference.clone();
     progress.phase(
-        "writing twin changes to the twins table",
+        "writing twin changes to the twins table, each at its time",
         fleet.writes.len() as u64,
     );
-    twins::write(
+    let write_trail = twins::play(
         &aws_sdk_dynamodb::Client::new(&aws),
         &twins_table,
         &fleet.writes,
@@ -212,7 +211,12 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
     twin_mapping.drain(&|n| progress.advance(n as u64)).await?;
 
     let dpl_arn = stack.resource("DplStream")?.attributes["Arn"].clone();
-    let dpl_records = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
+    let dpl_data = read_dpl_stream(&aws, &dpl_arn, &stack.region).await?;
+    let dpl_records = dpl_data
+        .iter()
+        .map(|data| DplRecord::from_json(data))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a DPL stream record that is not a DPL record")?;
 
     // The three functions behind the DPL stream, each with its own mapping.
     let store_config = event_store::Config::from_lookup(|n| store_fn.var(n))?;
@@ -316,17 +320,19 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
         fleet,
         customers,
         dpl_records,
+        dpl_data,
         exports,
         dead_letters,
+        write_trail,
     })
 }
 
-/// Every record of the DPL stream, shard after shard.
+/// The data of every record of the DPL stream, shard after shard.
 pub async fn read_dpl_stream(
     aws: &SdkConfig,
     arn: &str,
     region: &str,
-) -> anyhow::Result<Vec<DplRecord>> {
+) -> anyhow::Result<Vec<Vec<u8>>> {
     use crate::esm::Source;
     let mut stream = KinesisStream::open(aws_sdk_kinesis::Client::new(aws), arn, region).await?;
     let mut out = Vec::new();
@@ -336,12 +342,7 @@ pub async fn read_dpl_stream(
             if page.is_empty() {
                 break;
             }
-            for record in page {
-                out.push(
-                    DplRecord::from_json(&record.kinesis.data.0)
-                        .context("a DPL stream record that is not a DPL record")?,
-                );
-            }
+            out.extend(page.into_iter().map(|record| record.kinesis.data.0));
         }
     }
     Ok(out)

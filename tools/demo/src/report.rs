@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Context;
 use base64::Engine;
@@ -12,6 +13,7 @@ use dpl::streams::summary::DeliverySummary;
 use dpl::{EventType, Timestamp};
 
 use crate::customers::{self, customer_kinesis, role_arn};
+use crate::output::OnDisk;
 use crate::pipeline::Outcome;
 
 const ALL_TYPES: [EventType; 6] = [
@@ -52,8 +54,41 @@ fn cut(text: &str, width: usize) -> String {
     }
 }
 
-/// The report, as text.
-pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
+/// The report's last section: where the run left its files, relative to
+/// `cwd` when under it.
+pub fn left_on_disk(on_disk: &OnDisk, cwd: &Path) -> String {
+    let shown = |path: &Path| path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let exports = format!("{}/", shown(&on_disk.exports));
+    let rows: Vec<(String, String)> = std::iter::once((
+        exports,
+        format!(
+            "the export tree: {} CSV files, as on S3",
+            on_disk.csv_files.len()
+        ),
+    ))
+    .chain(
+        on_disk
+            .files
+            .iter()
+            .map(|f| (shown(&f.path), f.what.clone())),
+    )
+    .collect();
+    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "\n== Left on disk until the next run empties {}/\n",
+        shown(&on_disk.root)
+    );
+    for (path, what) in rows {
+        out.push_str(&format!("  {path:<width$}  {what}\n"));
+    }
+    if let Some(first) = on_disk.csv_files.first() {
+        out.push_str(&format!("  e.g. less {}\n", shown(first)));
+    }
+    out
+}
+
+/// The report, as text; it ends with [`left_on_disk`].
+pub async fn render(outcome: &Outcome, on_disk: &OnDisk) -> anyhow::Result<String> {
     let mut out = String::new();
     let stack = &outcome.stack;
     let fleet = &outcome.fleet;
@@ -78,15 +113,22 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
 
     writeln!(
         out,
-        "\n== Fleet: {} devices of 2 OEMs, simulated {} to {} (UTC)",
+        "\n== Fleet: {} devices of 2 OEMs, {} simulated hours played {} times faster, {} to {} (UTC)",
         fleet.devices,
+        fleet.hours,
+        fleet.playback.speed,
         fleet.start.iso_seconds(),
         fleet.end.iso_seconds()
     )?;
     for (change, n) in fleet.changes() {
         writeln!(out, "  {n:>5}  {}", change.describe())?;
     }
-    writeln!(out, "  {:>5}  twin item writes in all", fleet.writes.len())?;
+    writeln!(
+        out,
+        "  {:>5}  twin item writes in all, each made when its time came (at most {} ms later)",
+        fleet.writes.len(),
+        outcome.write_trail.as_millis()
+    )?;
 
     writeln!(out, "\n== Events on the DPL stream")?;
     let events = counts(outcome.dpl_records.iter().map(|r| r.dpl_event.event_type()));
@@ -194,7 +236,11 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
             .is_ok_and(|e| e.event_type() == EventType::Datapoint)
     }) {
         let data = base64::engine::general_purpose::STANDARD.encode(record.data().as_ref());
-        let decoded: serde_json::Value = serde_json::from_slice(record.data().as_ref())?;
+        // The bytes as they are on the stream, laid out in their own key
+        // order: the vendor's, which customers compare the record with.
+        let decoded = crate::pretty::pretty(
+            std::str::from_utf8(record.data().as_ref()).context("a customer record's data")?,
+        )?;
         writeln!(
             out,
             "\n== One record of Acme's stream, read as the customer reads it\n  \
@@ -209,7 +255,7 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
             cut(&data, 64),
             record.partition_key().unwrap_or_default(),
         )?;
-        for line in serde_json::to_string_pretty(&decoded)?.lines() {
+        for line in decoded.lines() {
             writeln!(out, "  {line}")?;
         }
     }
@@ -222,8 +268,9 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
     writeln!(
         out,
         "  An event's hour is its stream record's time, which moto stamps with the real time of\n  \
-         the write: only activations (timed by activated_at) fall in the simulated hours. Every\n  \
-         hour holding an event was exported with an hour request (as `dplctl export --hour`)."
+         the write (an activation's is its activated_at). The twin items hold the times of their\n  \
+         writes, so a row's dates fall in its hour folder. Every hour holding an event was\n  \
+         exported with an hour request (as `dplctl export --hour`)."
     )?;
     for summary in &outcome.exports {
         writeln!(
@@ -268,5 +315,58 @@ pub async fn render(outcome: &Outcome) -> anyhow::Result<String> {
          - scripts/with-moto.sh cargo run -p demo -- --devices 200 --hours 3 --seed 7: a bigger fleet\n  \
          - make test: the end-to-end test of this pipeline (tools/demo/tests/end_to_end.rs) and the rest"
     )?;
+    out.push_str(&left_on_disk(
+        on_disk,
+        &std::env::current_dir().unwrap_or_default(),
+    ));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Saved;
+    use std::path::PathBuf;
+
+    fn on_disk(root: &str) -> OnDisk {
+        let root = PathBuf::from(root);
+        OnDisk {
+            exports: root.join("exports"),
+            csv_files: vec![
+                root.join("exports/0dfc7900/connection/2026-12-01-12:00:00/connection.csv"),
+                root.join("exports/0dfc7900/datapoint/2026-12-01-12:00:00/datapoint.csv"),
+            ],
+            files: vec![
+                Saved {
+                    path: root.join("streams/dpl.jsonl"),
+                    what: "the DPL stream's records (3), one a line".to_owned(),
+                },
+                Saved {
+                    path: root.join("logs/functions.log"),
+                    what: "the functions' logs".to_owned(),
+                },
+            ],
+            root,
+        }
+    }
+
+    #[test]
+    fn the_files_are_shown_relative_to_the_working_directory() {
+        let text = left_on_disk(&on_disk("/repo/target/demo"), Path::new("/repo"));
+        assert_eq!(
+            text,
+            "\n== Left on disk until the next run empties target/demo/\n  \
+             target/demo/exports/            the export tree: 2 CSV files, as on S3\n  \
+             target/demo/streams/dpl.jsonl   the DPL stream's records (3), one a line\n  \
+             target/demo/logs/functions.log  the functions' logs\n  \
+             e.g. less target/demo/exports/0dfc7900/connection/2026-12-01-12:00:00/connection.csv\n"
+        );
+    }
+
+    #[test]
+    fn files_outside_the_working_directory_are_shown_in_full() {
+        let text = left_on_disk(&on_disk("/tmp/run"), Path::new("/repo"));
+        assert!(text.contains("  /tmp/run/exports/ "), "{text}");
+        assert!(text.contains("  /tmp/run/logs/functions.log "), "{text}");
+    }
 }
