@@ -110,7 +110,7 @@ pub enum StreamsCommand {
         #[arg(long)]
         dry_run: bool,
         /// The bucket holding the staging objects (default: $BUCKET).
-        /// Staging is kept `StagingRetentionDays` (3 by default): older
+        /// Staging is kept `StagingRetentionDays` (365 by default): older
         /// hours have nothing to replay.
         #[arg(long)]
         bucket: Option<String>,
