@@ -684,9 +684,10 @@ async fn tasks_fed_back_export_the_same_bytes_as_the_in_process_run() {
     let answer = fanned.run_tasks(&fanned.queued_tasks().await).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
 
-    for prefix in ["exports/", "manifests/"] {
+    // Eight CSV files and their customer manifests; eight manifests.
+    for (prefix, count) in [("exports/", 16), ("manifests/", 8)] {
         let want = here.objects(prefix).await;
-        assert_eq!(want.len(), 8, "{prefix}");
+        assert_eq!(want.len(), count, "{prefix}");
         assert_eq!(fanned.objects(prefix).await, want, "{prefix}");
     }
 }
@@ -1056,5 +1057,51 @@ async fn a_fanned_out_schedule_queues_no_task_for_a_partition_whose_staging_is_g
             .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
             .await,
         csv
+    );
+}
+
+#[tokio::test]
+async fn each_file_has_a_customer_manifest_beside_the_hour_folders_with_its_columns() {
+    use sha2::Digest;
+    let mut stack = Stack::new("customer-manifest", 5).await;
+    let records = hour_of_events("abcd1234", 0, 25);
+    let batch = stack.batch(&records);
+    stack.stage(&batch).await;
+    stack.export_hour("2020-08-28T09").await;
+
+    let partition = partition("abcd1234", EventType::Connectivity, "2020-08-28T09");
+    let key = stack.layout.customer_manifest_key(&partition);
+    assert_eq!(
+        key,
+        "exports/abcd1234/_manifests/connection/2020-08-28-09:00:00.json"
+    );
+    let csv = stack
+        .csv("abcd1234", EventType::Connectivity, "2020-08-28T09")
+        .await;
+    let copy: serde_json::Value = serde_json::from_slice(&stack.read(&key).await).unwrap();
+    assert_eq!(copy["file"], json!(stack.layout.export_key(&partition)));
+    assert_eq!(copy["rows"], json!(25));
+    assert_eq!(copy["bytes"], json!(csv.len()));
+    assert_eq!(
+        copy["sha256"],
+        json!(format!("{:x}", sha2::Sha256::digest(csv.as_bytes())))
+    );
+    assert_eq!(
+        copy["schema"],
+        json!({
+            "name": "dpl-export/connection",
+            "version": 1,
+            "header_row": false,
+            "columns": dpl::csv::columns(EventType::Connectivity),
+        })
+    );
+    // Our staging keys stay ours.
+    assert!(copy.get("staging").is_none());
+    // The hour folder still holds the CSV file alone.
+    assert_eq!(
+        stack
+            .keys("exports/abcd1234/connection/2020-08-28-09:00:00/")
+            .await,
+        ["exports/abcd1234/connection/2020-08-28-09:00:00/connection.csv"]
     );
 }

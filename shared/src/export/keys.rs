@@ -139,6 +139,9 @@ fn check_sequence_number(sequence: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Folder of an OEM's customer manifests, beside its type folders.
+pub const CUSTOMER_MANIFESTS_FOLDER: &str = "_manifests";
+
 /// The Kinesis batch a staging object comes from: its shard and the first
 /// and last sequence numbers of the whole batch (not of the object's rows),
 /// so a retried batch rewrites the same objects.
@@ -227,6 +230,23 @@ impl Layout {
         )
     }
 
+    /// Key of the customer's copy of the partition's manifest
+    /// ([`super::manifest::CustomerManifest`]): under the OEM's exports, so
+    /// its download credentials read it, but beside the type folders, so
+    /// every hour folder still holds one CSV file:
+    /// `exports/{oem}/_manifests/{type}/{YYYY-MM-DD-HH:MM:SS}.json`. The
+    /// leading `_` also keeps it out of tools that skip such names (Spark,
+    /// Hive and Athena treat `_`-prefixed paths as hidden).
+    pub fn customer_manifest_key(&self, partition: &Partition) -> String {
+        format!(
+            "{}/{}/{CUSTOMER_MANIFESTS_FOLDER}/{}/{}.json",
+            self.exports,
+            partition.oem_id,
+            export_name(partition.event_type),
+            partition.hour.hour_start().folder_name()
+        )
+    }
+
     /// Key of the partition's manifest, outside the customer-visible exports.
     pub fn manifest_key(&self, partition: &Partition) -> String {
         format!(
@@ -291,6 +311,11 @@ mod tests {
             assert_eq!(layout.export_key(&partition), export);
             assert_eq!(layout.manifest_key(&partition), manifest);
         }
+        let p = partition("abcd1234", EventType::Connectivity, "2020-08-28T09");
+        assert_eq!(
+            layout.customer_manifest_key(&p),
+            "exports/abcd1234/_manifests/connection/2020-08-28-09:00:00.json"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::Partition;
 use super::store::ObjectInfo;
-use crate::csv::export_name;
+use crate::csv::{columns, export_name};
 
 /// Version of the manifest format and of the export encoding. Raising it
 /// makes every hour still in the look-back window export again.
@@ -62,6 +62,75 @@ impl Manifest {
         self.oem_id == partition.oem_id
             && self.event_type == export_name(partition.event_type)
             && self.hour == partition.hour.folder_name().to_string()
+    }
+}
+
+/// The customer's copy of a manifest, beside the CSV files under
+/// `exports/{oem}/_manifests/` ([`super::Layout::customer_manifest_key`]):
+/// what the file holds and its columns, without our staging keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerManifest {
+    pub format_version: u32,
+    pub oem_id: String,
+    /// Export name of the type (`connection` for connectivity).
+    pub event_type: String,
+    /// The hour folder, `YYYY-MM-DD-HH:MM:SS`.
+    pub hour: String,
+    /// The CSV file's key.
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// SHA-256 of the CSV file, lowercase hex.
+    pub sha256: String,
+    pub schema: CsvSchema,
+}
+
+/// How to read the file: its columns in order, no header row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSchema {
+    /// `dpl-export/{type}`, versioned by `version`.
+    pub name: String,
+    /// The export encoding's version ([`MANIFEST_FORMAT_VERSION`]).
+    pub version: u32,
+    pub header_row: bool,
+    pub columns: Vec<String>,
+}
+
+impl CustomerManifest {
+    /// Pretty JSON with a final newline; deterministic.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out =
+            serde_json::to_vec_pretty(self).expect("a customer manifest always serializes");
+        out.push(b'\n');
+        out
+    }
+}
+
+impl Manifest {
+    /// The customer's copy of this manifest of `partition`.
+    pub fn for_customer(&self, partition: &Partition) -> CustomerManifest {
+        let name = export_name(partition.event_type);
+        CustomerManifest {
+            format_version: self.format_version,
+            oem_id: self.oem_id.clone(),
+            event_type: self.event_type.clone(),
+            hour: self.hour.clone(),
+            file: self.export_key.clone(),
+            rows: self.rows,
+            bytes: self.bytes,
+            sha256: self.sha256.clone(),
+            schema: CsvSchema {
+                name: format!("dpl-export/{name}"),
+                version: self.format_version,
+                header_row: false,
+                columns: columns(partition.event_type)
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect(),
+            },
+        }
     }
 }
 

@@ -451,6 +451,15 @@ impl<S: ObjectStore> Exporter<S> {
                 duplicates_dropped: encoded.duplicates,
                 staging: listing.to_vec(),
             };
+            // The customer's copy first: the manifest, written last, is what
+            // makes a later run find the partition up to date.
+            self.store
+                .put(
+                    &self.layout.customer_manifest_key(partition),
+                    manifest.for_customer(partition).to_json(),
+                    MANIFEST_CONTENT_TYPE,
+                )
+                .await?;
             self.store
                 .put(
                     &self.layout.manifest_key(partition),

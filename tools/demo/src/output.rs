@@ -93,7 +93,10 @@ pub async fn save(
             .with_context(|| format!("an export key that leaves the tree: {}", object.key))?;
         let bytes = store.get(&object.key).await?.unwrap_or_default();
         write(&path, &bytes)?;
-        csv_files.push(path);
+        // Beside them, each file's customer manifest (`_manifests/`).
+        if object.key.ends_with(".csv") {
+            csv_files.push(path);
+        }
     }
 
     let c = &outcome.customers;

@@ -461,6 +461,37 @@ mod tests {
     }
 
     #[test]
+    fn the_oem_credentials_cover_its_customer_manifests() {
+        let layout = Layout::default();
+        let partition = dpl::export::Partition {
+            hour: dpl::Timestamp::parse("2020-08-28T09:00:00Z").unwrap(),
+            oem_id: "abcd1234".into(),
+            event_type: EventType::Location,
+        };
+        let policy: serde_json::Value =
+            serde_json::from_str(&read_policy("aws", "b", &layout, "abcd1234")).unwrap();
+        let readable = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == "s3:GetObject")
+            .expect("a GetObject statement")["Resource"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('*')
+            .to_owned();
+        let key = layout.customer_manifest_key(&partition);
+        assert!(
+            format!("arn:aws:s3:::b/{key}").starts_with(&readable),
+            "{key} is outside {readable}"
+        );
+        // Not inside the hour folder, which holds the CSV file alone.
+        let folder = layout.export_key(&partition);
+        let folder = &folder[..folder.rfind('/').unwrap() + 1];
+        assert!(!key.starts_with(folder), "{key} in {folder}");
+    }
+
+    #[test]
     fn user_names_fit_iam() {
         assert_eq!(user_name("abcd1234").unwrap(), "dpl-export-abcd1234");
         for bad in ["", "a/b", "a b", "ä", &"x".repeat(54)] {
