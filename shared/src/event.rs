@@ -398,18 +398,31 @@ impl DeviceEvent {
         self.key().oem_id
     }
 
-    /// When the event happened: the top-level `timestamp`, or an activation's
-    /// `event_time`. Orders rows in exports and picks their hour.
+    /// When the event happened ([`event_time`]). Orders rows in exports and
+    /// picks their hour.
     pub fn time(&self) -> Timestamp {
-        match self {
-            DeviceEvent::Activation { activation, .. } => activation.event_time,
+        let (activation_time, timestamp) = match self {
+            DeviceEvent::Activation { activation, .. } => (Some(activation.event_time), None),
             DeviceEvent::Connectivity { timestamp, .. }
             | DeviceEvent::Datapoint { timestamp, .. }
             | DeviceEvent::DatapointAck { timestamp, .. }
             | DeviceEvent::Location { timestamp, .. }
-            | DeviceEvent::Registration { timestamp, .. } => *timestamp,
-        }
+            | DeviceEvent::Registration { timestamp, .. } => (None, Some(*timestamp)),
+        };
+        event_time(activation_time, timestamp).expect("every event has one of the two")
     }
+}
+
+/// The rule for an event's time, in one place: an activation's
+/// `event_time` (activations have no top-level `timestamp`), else the
+/// top-level `timestamp`. [`DeviceEvent::time`] applies it to an event, and
+/// a staging line's sort key to the two fields read without decoding the
+/// event (`export::staging::RawRow`); `None` when neither is there.
+pub fn event_time(
+    activation_time: Option<Timestamp>,
+    timestamp: Option<Timestamp>,
+) -> Option<Timestamp> {
+    activation_time.or(timestamp)
 }
 
 #[cfg(test)]

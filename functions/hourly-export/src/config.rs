@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dpl::export::config::{parsed, value, ConfigError, StorageConfig};
+use dpl::export::local::DEFAULT_MAX_FAN_IN;
 use dpl::export::plan::{DEFAULT_GRACE, DEFAULT_LOOKBACK_HOURS};
-use dpl::export::run::{default_concurrency, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
+use dpl::export::run::default_concurrency;
+use dpl::export::upload::DEFAULT_PART_SIZE;
 use dpl::export::{ExportOptions, Window};
 
 /// Seconds to wait after an hour ends before exporting it (default 600).

@@ -14,7 +14,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    dpl::export::run::map_parts_separately();
+    dpl::export::alloc::map_parts_separately();
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;

@@ -152,6 +152,8 @@ fn task(oem: &str, event_type: EventType) -> String {
     .to_body()
 }
 
+/// The CSV files exported (each has its customer manifest beside them,
+/// under `exports/{oem}/_manifests/`).
 async fn export_keys(store: &DirStore) -> Vec<String> {
     store
         .list("exports/")
@@ -159,6 +161,7 @@ async fn export_keys(store: &DirStore) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|o| o.key)
+        .filter(|key| key.ends_with(".csv"))
         .collect()
 }
 

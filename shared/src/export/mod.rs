@@ -8,16 +8,26 @@
 //! - [`staging`]: the staging format (sorted gzip NDJSON of DPL records);
 //! - [`merge`]: the streaming k-way merge that drops duplicates;
 //! - [`encode`]: rows -> CSV upload parts, with the checksum;
+//! - [`local`]: staging downloaded to local files, opened, and merged from
+//!   many into few (the export and replay share it);
+//! - `encoder`: the blocking half of an export (merge and encode);
 //! - [`parts`]: the hand-over of parts from the encoding thread to the upload;
+//! - [`upload`]: the parts to one object (single put or multipart upload);
 //! - [`manifest`]: what an export was made from, and the re-export rule;
 //! - [`plan`]: which hours a scheduled run looks at;
 //! - [`store`]: the object-store port and its directory adapter;
 //! - [`run`]: the driver ([`run::Exporter`]);
+//! - [`error`]: what can go wrong ([`ExportError`]);
+//! - [`alloc`]: the allocator setting of an exporting process;
 //! - `s3` (feature `s3`): the port's adapter for `aws_sdk_s3::Client`.
 
+pub mod alloc;
 pub mod config;
 pub mod encode;
+mod encoder;
+pub mod error;
 pub mod keys;
+pub mod local;
 pub mod manifest;
 pub mod merge;
 pub mod parts;
@@ -27,9 +37,11 @@ pub mod run;
 pub mod s3;
 pub mod staging;
 pub mod store;
+pub mod upload;
 
+pub use error::ExportError;
 pub use keys::{BatchRange, Layout, Partition};
 pub use manifest::{Decision, Manifest, Reason};
 pub use plan::{candidate_hours, Window};
-pub use run::{ExportError, ExportOptions, Exported, Exporter, PartitionOutcome, Selection};
+pub use run::{ExportOptions, Exported, Exporter, PartitionOutcome, Selection};
 pub use store::{DirStore, ObjectInfo, ObjectStore, StoreError};

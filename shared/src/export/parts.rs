@@ -11,7 +11,7 @@
 
 use std::sync::mpsc;
 
-use super::run::ExportError;
+use super::error::ExportError;
 
 /// Parts of one partition in memory at once: the one uploading and the one
 /// being encoded.

@@ -11,43 +11,23 @@
 //! merged in rounds into temporary files). It does not depend on the number
 //! of rows.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use futures_util::StreamExt;
 
-use super::encode::{CsvParts, CsvSummary};
+use super::encode::CsvSummary;
+use super::encoder::{empty_summary, EncodeJob};
+use super::error::{local, ExportError};
 use super::keys::{Layout, Partition};
-use super::manifest::{
-    decide, Decision, Manifest, ManifestError, Reason, StagingGone, MANIFEST_FORMAT_VERSION,
-};
-use super::merge::{Merge, MergeError};
-use super::parts::{self, Part, PartReceiver, PartSender};
-use super::staging::{gzip_reader, RawReader, StagingError, StagingWriter, READ_BUFFER_BYTES};
-use super::store::{ObjectInfo, ObjectStore, StoreError, UploadedPart};
+use super::local::{download, DEFAULT_MAX_FAN_IN};
+use super::manifest::{decide, Decision, Manifest, Reason, StagingGone, MANIFEST_FORMAT_VERSION};
+use super::parts;
+use super::store::{ObjectInfo, ObjectStore, StoreError};
+use super::upload::{upload, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::csv::export_name;
-use crate::record::DplRecord;
 use crate::time::Timestamp;
 
-const MIB: usize = 1024 * 1024;
-/// Smallest part of a multipart upload but the last: 5 MiB (Amazon S3 User
-/// Guide, "Amazon S3 multipart upload limits").
-pub const MIN_PART_SIZE: usize = 5 * MIB;
-/// Largest part: 5 GiB (same page).
-pub const MAX_PART_SIZE: usize = 5 * 1024 * MIB;
-/// Most parts of one upload: 10,000 (same page). With the default part size
-/// a file may reach 160 GiB.
-pub const MAX_PARTS: i32 = 10_000;
-/// Default part size: a few parts for a busy hour, 16 MiB of memory.
-pub const DEFAULT_PART_SIZE: usize = 16 * MIB;
-/// Default number of files merged at once. Each open reader holds about
-/// 100 KiB (gzip window and buffers), so 64 readers stay under 8 MiB.
-pub const DEFAULT_MAX_FAN_IN: usize = 64;
-/// Content type of the CSV files.
-pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 const MANIFEST_CONTENT_TYPE: &str = "application/json";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,84 +52,9 @@ impl Default for ExportOptions {
     }
 }
 
-/// Allocations from this size up get their own mapping: every upload part
-/// (at least [`MIN_PART_SIZE`]), and little else.
-const OWN_MAPPING_BYTES: usize = 4 * MIB;
-
-/// Makes glibc's malloc give every upload part its own mapping, returned to
-/// the system when the part is freed, so the process's resident memory
-/// follows the parts in flight instead of growing with the number of parts.
-/// By default glibc raises its mmap threshold to the largest block freed
-/// (up to 32 MiB on 64-bit), so after the first part every part comes from
-/// a heap arena that keeps its high-water mark; a fixed threshold turns that
-/// adjustment off (mallopt(3), `M_MMAP_THRESHOLD`). Process-wide: call once
-/// at start in a binary that exports. Elsewhere than glibc, does nothing.
-pub fn map_parts_separately() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes a malloc parameter; any value is valid.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_BYTES as libc::c_int);
-    }
-}
-
 /// The CPUs this process may use, at least 1.
 pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Staging(#[from] MergeError<StagingError>),
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    #[error("local file {path}: {source}")]
-    LocalFile {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "a row of event {event_id} ({oem_id}, {event_type}, {time}) is staged under {partition}"
-    )]
-    Misplaced {
-        partition: Partition,
-        event_id: String,
-        oem_id: String,
-        event_type: String,
-        time: Timestamp,
-    },
-    #[error(
-        "the file needs more than {MAX_PARTS} parts of {part_size} bytes: raise the part size"
-    )]
-    TooManyParts { part_size: usize },
-    #[error(
-        "part size {0} is outside {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes (S3 multipart limits)"
-    )]
-    PartSize(usize),
-    #[error(
-        "{partition}: refusing to export: {gone}. Staging expired (StagingRetentionDays) or \
-         was deleted, and an export now would replace the file with fewer rows, so the file \
-         is left as it is. To replace it anyway, losing those rows, rerun with --allow-shrink \
-         (dplctl export) or \"allow_shrink\": true (an hour request)"
-    )]
-    StagingGone {
-        partition: Partition,
-        gone: StagingGone,
-    },
-    #[error("the CSV encoder stopped before the end of the file")]
-    EncoderStopped,
-    #[error("the CSV encoder panicked: {0}")]
-    EncoderPanicked(String),
-}
-
-fn local(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
-    move |source| ExportError::LocalFile {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// The result of exporting one partition.
@@ -398,12 +303,12 @@ impl<S: ObjectStore> Exporter<S> {
             .prefix("dpl-export-")
             .tempdir_in(&self.options.work_dir)
             .map_err(local(&self.options.work_dir))?;
-        let mut files = Vec::with_capacity(listing.len());
-        for (n, object) in listing.iter().enumerate() {
-            let path = dir.path().join(format!("{n}.ndjson.gz"));
-            self.store.download(&object.key, &path).await?;
-            files.push(path);
-        }
+        let files = download(
+            &self.store,
+            listing.iter().map(|o| o.key.as_str()),
+            dir.path(),
+        )
+        .await?;
         let (sender, mut parts) = parts::channel();
         let encoder = tokio::task::spawn_blocking({
             let job = EncodeJob {
@@ -416,7 +321,7 @@ impl<S: ObjectStore> Exporter<S> {
             move || job.run(&sender)
         });
         let key = self.layout.export_key(partition);
-        let upload = self.upload(&key, &mut parts).await;
+        let upload = upload(&self.store, &key, &mut parts, self.options.part_size).await;
         // Stops an encoder still running after a failed upload.
         drop(parts);
         let encoded = encoder
@@ -470,332 +375,20 @@ impl<S: ObjectStore> Exporter<S> {
         }
         Ok(exported)
     }
-
-    /// Streams the file to `key`: one `PutObject` if it fits in one part,
-    /// else a multipart upload (aborted on failure). Returns the ETag and
-    /// the number of parts; `None` if there were no rows.
-    async fn upload(
-        &self,
-        key: &str,
-        parts: &mut PartReceiver,
-    ) -> Result<Option<(String, i32)>, ExportError> {
-        let Some(first) = parts.next().await? else {
-            return Ok(None);
-        };
-        if first.last {
-            let etag = self.store.put(key, first.body, CSV_CONTENT_TYPE).await?;
-            return Ok(Some((etag, 1)));
-        }
-        let upload_id = self.store.start_upload(key, CSV_CONTENT_TYPE).await?;
-        let result = self.upload_parts(key, &upload_id, first, parts).await;
-        if result.is_err() {
-            // Best effort: the bucket's lifecycle rule removes what is left.
-            let _ = self.store.abort_upload(key, &upload_id).await;
-        }
-        result.map(Some)
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        first: Part,
-        parts: &mut PartReceiver,
-    ) -> Result<(String, i32), ExportError> {
-        let mut uploaded: Vec<UploadedPart> = Vec::new();
-        let mut next = Some(first);
-        let mut number = 0;
-        while let Some(part) = next {
-            number += 1;
-            if number > MAX_PARTS {
-                return Err(ExportError::TooManyParts {
-                    part_size: self.options.part_size,
-                });
-            }
-            uploaded.push(
-                self.store
-                    .upload_part(key, upload_id, number, part.body)
-                    .await?,
-            );
-            parts.uploaded();
-            next = parts.next().await?;
-        }
-        let etag = self
-            .store
-            .complete_upload(key, upload_id, &uploaded)
-            .await?;
-        Ok((etag, number))
-    }
 }
-
-/// The CPU half of a partition's export, run on a blocking thread: reduce
-/// the fan-in, merge, encode the parts and hand them to the uploader.
-struct EncodeJob {
-    files: Vec<PathBuf>,
-    dir: PathBuf,
-    partition: Partition,
-    part_size: usize,
-    max_fan_in: usize,
-}
-
-/// What the encoder made of a partition.
-struct Encoded {
-    csv: CsvSummary,
-    /// Duplicates dropped by the intermediate merges and the last one.
-    duplicates: u64,
-}
-
-impl EncodeJob {
-    /// Encodes the file into `out`. An error goes to the uploader, which
-    /// ends the upload with it; then there is nothing to return.
-    fn run(self, out: &PartSender) -> Option<Encoded> {
-        match self.encode(out) {
-            Ok(encoded) => Some(encoded),
-            Err(error) => {
-                out.send(Err(error));
-                None
-            }
-        }
-    }
-
-    fn encode(self, out: &PartSender) -> Result<Encoded, ExportError> {
-        let (files, fan_in_duplicates) = reduce_fan_in(self.files, self.max_fan_in, &self.dir)?;
-        let mut merge = Merge::new(open_all(&files)?);
-        let partition = &self.partition;
-        let rows = merge.by_ref().map(|row| {
-            row.map_err(ExportError::from)
-                .and_then(|r| belongs(partition, r))
-        });
-        let mut csv = CsvParts::new(rows, self.part_size);
-        while out.wait_for_room() {
-            let Some(body) = csv.next_part()? else {
-                break;
-            };
-            let part = Part {
-                body,
-                last: csv.is_done(),
-            };
-            if !out.send(Ok(part)) {
-                break;
-            }
-        }
-        let summary = csv.summary();
-        drop(csv);
-        Ok(Encoded {
-            csv: summary,
-            duplicates: fan_in_duplicates + merge.stats().duplicates,
-        })
-    }
-}
-
-fn empty_summary() -> CsvSummary {
-    CsvSummary {
-        rows: 0,
-        bytes: 0,
-        sha256: String::new(),
-    }
-}
-
-/// Checks that a staged row belongs to the partition it is staged under.
-fn belongs(partition: &Partition, record: DplRecord) -> Result<DplRecord, ExportError> {
-    let event = &record.dpl_event;
-    let time = event.time();
-    if event.oem_id() == partition.oem_id
-        && event.event_type() == partition.event_type
-        && time.hour_start() == partition.hour
-    {
-        return Ok(record);
-    }
-    Err(ExportError::Misplaced {
-        partition: partition.clone(),
-        event_id: record.event_id.to_string(),
-        oem_id: event.oem_id().to_owned(),
-        event_type: event.event_type().to_string(),
-        time,
-    })
-}
-
-type FileReader =
-    super::staging::StagingReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
-
-fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>, ExportError> {
-    files
-        .iter()
-        .map(|path| {
-            let file = File::open(path).map_err(local(path))?;
-            Ok(gzip_reader(io::BufReader::new(file)))
-        })
-        .collect()
-}
-
-/// Merges `files`, at most `max_fan_in` at a time, into files of `dir`
-/// until at most `max_fan_in` are left. Returns them and the duplicates
-/// dropped on the way.
-///
-/// Each step merges the smallest files, and the first step only as many as
-/// needed for every later step to be a full `max_fan_in` (the k-way form of
-/// an optimal merge pattern): with 120 files and a fan-in of 64 it merges 57
-/// into one and leaves 64, instead of rewriting all 120. Intermediate merges
-/// copy staging lines as they are (see [`RawRow`]); only the final merge
-/// decodes records.
-pub fn reduce_fan_in(
-    files: Vec<PathBuf>,
-    max_fan_in: usize,
-    dir: &Path,
-) -> Result<(Vec<PathBuf>, u64), ExportError> {
-    let max_fan_in = max_fan_in.max(2);
-    if files.len() <= max_fan_in {
-        return Ok((files, 0));
-    }
-    // Smallest first; ties in listing order, so the result is deterministic.
-    let mut queue = BinaryHeap::with_capacity(files.len());
-    for (n, path) in files.into_iter().enumerate() {
-        let size = std::fs::metadata(&path).map_err(local(&path))?.len();
-        queue.push(Reverse((size, n, path)));
-    }
-    let mut duplicates = 0;
-    let mut step = 0;
-    let mut order = queue.len();
-    while queue.len() > max_fan_in {
-        let take = if step == 0 {
-            (queue.len() - 2) % (max_fan_in - 1) + 2
-        } else {
-            max_fan_in
-        };
-        step += 1;
-        let group: Vec<PathBuf> = (0..take)
-            .filter_map(|_| queue.pop().map(|Reverse((_, _, path))| path))
-            .collect();
-        let out = dir.join(format!("merged-{step}.ndjson.gz"));
-        duplicates += merge_into(&group, &out)?;
-        for path in &group {
-            std::fs::remove_file(path).map_err(local(path))?;
-        }
-        let size = std::fs::metadata(&out).map_err(local(&out))?.len();
-        queue.push(Reverse((size, order, out)));
-        order += 1;
-    }
-    let mut left: Vec<(usize, PathBuf)> = queue
-        .into_iter()
-        .map(|Reverse((_, n, path))| (n, path))
-        .collect();
-    left.sort();
-    Ok((left.into_iter().map(|(_, path)| path).collect(), duplicates))
-}
-
-type RawFileReader = RawReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
-
-fn open_raw(files: &[PathBuf]) -> Result<Vec<RawFileReader>, ExportError> {
-    files
-        .iter()
-        .map(|path| {
-            let file = File::open(path).map_err(local(path))?;
-            Ok(RawReader::new(io::BufReader::with_capacity(
-                READ_BUFFER_BYTES,
-                flate2::read::MultiGzDecoder::new(io::BufReader::new(file)),
-            )))
-        })
-        .collect()
-}
-
-fn merge_into(inputs: &[PathBuf], out: &Path) -> Result<u64, ExportError> {
-    let file = File::create(out).map_err(local(out))?;
-    let mut writer = StagingWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
-    let mut merge = Merge::new(open_raw(inputs)?);
-    for row in merge.by_ref() {
-        writer.write_line(&row?.line).map_err(local(out))?;
-    }
-    writer
-        .finish()
-        .and_then(|mut w| w.flush())
-        .map_err(local(out))?;
-    Ok(merge.stats().duplicates)
-}
-
-/// Output buffer of an intermediate merge.
-const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
     use super::*;
+    use crate::export::merge::MergeError;
     use crate::export::staging::tests::record;
-    use crate::export::staging::StagingError;
-    use crate::export::staging::{encode, sort_rows};
+    use crate::export::staging::{encode, StagingError};
+    use crate::export::store::UploadedPart;
     use crate::export::DirStore;
-
-    /// Reducing the fan-in (raw line merges) then merging gives the same
-    /// rows as one merge of every file, each event once.
-    #[test]
-    fn reduced_fan_in_merges_to_the_same_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut files = Vec::new();
-        let mut want = Vec::new();
-        for f in 0..11u32 {
-            // Files overlap: event n is staged in files n % 11 and (n + 1) % 11.
-            let mut rows: Vec<DplRecord> = (0..200u32)
-                .filter(|n| n % 11 == f || (n + 1) % 11 == f)
-                .map(|n| record("a", 1_000 * i64::from(n % 37), n))
-                .collect();
-            want.extend(rows.iter().cloned());
-            sort_rows(&mut rows);
-            let path = dir.path().join(format!("{f}.ndjson.gz"));
-            std::fs::write(&path, encode(&rows)).unwrap();
-            files.push(path);
-        }
-        sort_rows(&mut want);
-        for fan_in in [2, 3, 4, 10, 11, 64] {
-            let work = tempfile::tempdir().unwrap();
-            let copies: Vec<PathBuf> = files
-                .iter()
-                .map(|p| {
-                    let to = work.path().join(p.file_name().unwrap());
-                    std::fs::copy(p, &to).unwrap();
-                    to
-                })
-                .collect();
-            let (left, dropped) = reduce_fan_in(copies, fan_in, work.path()).unwrap();
-            assert!(
-                left.len() <= fan_in.max(2),
-                "fan-in {fan_in}: {}",
-                left.len()
-            );
-            let mut merge = Merge::new(open_all(&left).unwrap());
-            let got: Vec<DplRecord> = merge.by_ref().map(Result::unwrap).collect();
-            assert_eq!(got, want, "fan-in {fan_in}");
-            assert_eq!(
-                dropped + merge.stats().duplicates,
-                400 - 200,
-                "fan-in {fan_in}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_raw_row_has_the_records_sort_key() {
-        let activation = DplRecord {
-            dpl_event: crate::DeviceEvent::Activation {
-                metadata: crate::event::DeviceMetadata {
-                    oem_id: "a".into(),
-                    oem_model: "m".into(),
-                    dsn: "d".into(),
-                    event_type: crate::EventType::Activation,
-                },
-                activation: crate::event::Activation {
-                    id: "i".into(),
-                    device_type: "Wifi".into(),
-                    status: "Activated".into(),
-                    event_time: Timestamp::from_millis(5_000).unwrap(),
-                },
-            },
-            event_id: crate::EventId::derive("x", crate::EventType::Activation),
-            stream_order: None,
-        };
-        for r in [activation, record("a", 7_000, 3)] {
-            let raw = super::super::staging::RawRow::parse(&r.to_json()).unwrap();
-            assert_eq!(raw.sort_key(), r.sort_key());
-            assert_eq!(raw.line, r.to_json());
-        }
-    }
+    use crate::record::DplRecord;
 
     /// A directory store whose downloads wait until `partners` downloads
     /// have started: exporting partitions one at a time would never get

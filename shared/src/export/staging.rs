@@ -9,6 +9,7 @@ use std::io::{self, BufRead, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use crate::event::event_time;
 use crate::record::{DplRecord, EventId, SortKey, StreamOrder};
 use crate::time::Timestamp;
 
@@ -155,13 +156,9 @@ impl RawRow {
     /// skipped, not checked.
     pub fn parse(line: &[u8]) -> Result<Self, serde_json::Error> {
         let key: LineKey = serde_json::from_slice(line)?;
-        let time = match (key.dpl_event.activation, key.dpl_event.timestamp) {
-            (Some(activation), _) => activation.event_time,
-            (None, Some(timestamp)) => timestamp,
-            (None, None) => {
-                return Err(serde::de::Error::missing_field("timestamp"));
-            }
-        };
+        let event = key.dpl_event;
+        let time = event_time(event.activation.map(|a| a.event_time), event.timestamp)
+            .ok_or_else(|| serde::de::Error::missing_field("timestamp"))?;
         Ok(Self {
             line: line.to_vec(),
             key: SortKey {
@@ -178,8 +175,7 @@ impl RawRow {
 }
 
 /// The fields of a staging line that make its sort key (see
-/// [`DplRecord::sort_key`]): the event time is the activation's
-/// `event_time`, else the top-level `timestamp`.
+/// [`DplRecord::sort_key`] and [`event_time`]).
 #[derive(serde::Deserialize)]
 struct LineKey {
     dpl_event: EventKey,
@@ -265,6 +261,33 @@ pub(crate) mod tests {
             },
             event_id: crate::EventId::derive(&n.to_string(), EventType::Connectivity),
             stream_order: None,
+        }
+    }
+
+    #[test]
+    fn a_raw_row_has_the_records_sort_key() {
+        let activation = DplRecord {
+            dpl_event: crate::DeviceEvent::Activation {
+                metadata: crate::event::DeviceMetadata {
+                    oem_id: "a".into(),
+                    oem_model: "m".into(),
+                    dsn: "d".into(),
+                    event_type: crate::EventType::Activation,
+                },
+                activation: crate::event::Activation {
+                    id: "i".into(),
+                    device_type: "Wifi".into(),
+                    status: "Activated".into(),
+                    event_time: Timestamp::from_millis(5_000).unwrap(),
+                },
+            },
+            event_id: crate::EventId::derive("x", crate::EventType::Activation),
+            stream_order: None,
+        };
+        for r in [activation, record("a", 7_000, 3)] {
+            let raw = RawRow::parse(&r.to_json()).unwrap();
+            assert_eq!(raw.sort_key(), r.sort_key());
+            assert_eq!(raw.line, r.to_json());
         }
     }
 

@@ -10,16 +10,15 @@
 //! it ([`Merge`], with [`reduce_fan_in`] for many objects): events in (event
 //! time, stream order, event id) order, each once, memory one reader per merged file.
 
-use std::fs::File;
 use std::future::Future;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::event::EventType;
+use crate::export::local::{download, open_all, reduce_fan_in, FileReader, DEFAULT_MAX_FAN_IN};
 use crate::export::merge::{Merge, MergeError};
-use crate::export::run::{reduce_fan_in, ExportError, DEFAULT_MAX_FAN_IN};
-use crate::export::staging::{gzip_reader, StagingError, StagingReader};
+use crate::export::staging::StagingError;
 use crate::export::store::DirStore;
+use crate::export::ExportError;
 use crate::export::{Layout, ObjectStore};
 use crate::record::DplRecord;
 use crate::streams::subscription::Selection;
@@ -43,12 +42,10 @@ pub enum ArchiveError {
     },
 }
 
-type Reader = StagingReader<BufReader<flate2::read::MultiGzDecoder<BufReader<File>>>>;
-
 /// One hour of one OEM's staged events, in export order; the downloaded
 /// files live as long as it does.
 pub struct StagedHour {
-    merge: Merge<Reader, DplRecord>,
+    merge: Merge<FileReader, DplRecord>,
     _dir: tempfile::TempDir,
 }
 
@@ -131,41 +128,16 @@ impl<S: ObjectStore> StagingArchive<S> {
                 source,
             })?;
         let keys = self.keys(oem, hour, types).await.map_err(failed)?;
-        let files = download(&self.store, &keys, dir.path())
+        let files = download(&self.store, keys.iter().map(String::as_str), dir.path())
             .await
             .map_err(failed)?;
         let (files, _) = reduce_fan_in(files, DEFAULT_MAX_FAN_IN, dir.path()).map_err(failed)?;
-        let readers = files
-            .iter()
-            .map(|path| {
-                File::open(path)
-                    .map(|f| gzip_reader(BufReader::new(f)))
-                    .map_err(|source| ExportError::LocalFile {
-                        path: path.clone(),
-                        source,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(failed)?;
+        let readers = open_all(&files).map_err(failed)?;
         Ok(StagedHour {
             merge: Merge::new(readers),
             _dir: dir,
         })
     }
-}
-
-async fn download<S: ObjectStore>(
-    store: &S,
-    keys: &[String],
-    dir: &Path,
-) -> Result<Vec<PathBuf>, ExportError> {
-    let mut files = Vec::with_capacity(keys.len());
-    for (n, key) in keys.iter().enumerate() {
-        let path = dir.join(format!("{n}.ndjson.gz"));
-        store.download(key, &path).await?;
-        files.push(path);
-    }
-    Ok(files)
 }
 
 impl Archive for StagingArchive<DirStore> {

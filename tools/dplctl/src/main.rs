@@ -13,8 +13,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dpl::export::keys::parse_hour;
-use dpl::export::run::{default_concurrency, Progress, DEFAULT_MAX_FAN_IN, DEFAULT_PART_SIZE};
+use dpl::export::local::DEFAULT_MAX_FAN_IN;
+use dpl::export::run::{default_concurrency, Progress};
 use dpl::export::s3::S3Store;
+use dpl::export::upload::DEFAULT_PART_SIZE;
 use dpl::export::{
     DirStore, ExportError, ExportOptions, Exported, Exporter, Layout, ObjectStore,
     PartitionOutcome, Selection,
@@ -219,7 +221,7 @@ fn warn_if_shrunk(exported: &Exported) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    dpl::export::run::map_parts_separately();
+    dpl::export::alloc::map_parts_separately();
     let run = match Cli::parse().command {
         Command::Streams(args) => return streams::run(args).await,
         Command::Status(args) => return status::run(args).await,

@@ -1,0 +1,190 @@
+//! Staging objects on local disk, for the export and for replay (the
+//! archive the catch-up worker and `dplctl streams replay` read): download
+//! them, open them, and merge many into few (the fan-in reduction).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::{local, ExportError};
+use super::merge::Merge;
+use super::staging::{gzip_reader, RawReader, StagingWriter, READ_BUFFER_BYTES};
+use super::store::ObjectStore;
+
+/// Default number of files merged at once. Each open reader holds about
+/// 100 KiB (gzip window and buffers), so 64 readers stay under 8 MiB.
+pub const DEFAULT_MAX_FAN_IN: usize = 64;
+/// Downloads `keys` into `dir` as `0.ndjson.gz`, `1.ndjson.gz`, ... in
+/// their order, one after another; returns the paths.
+pub async fn download<S: ObjectStore>(
+    store: &S,
+    keys: impl IntoIterator<Item = &str>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ExportError> {
+    let mut files = Vec::new();
+    for (n, key) in keys.into_iter().enumerate() {
+        let path = dir.join(format!("{n}.ndjson.gz"));
+        store.download(key, &path).await?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+/// A reader of a downloaded staging file.
+pub type FileReader =
+    super::staging::StagingReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
+
+/// Opens downloaded staging files, one reader each.
+pub fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>, ExportError> {
+    files
+        .iter()
+        .map(|path| {
+            let file = File::open(path).map_err(local(path))?;
+            Ok(gzip_reader(io::BufReader::new(file)))
+        })
+        .collect()
+}
+
+/// Merges `files`, at most `max_fan_in` at a time, into files of `dir`
+/// until at most `max_fan_in` are left. Returns them and the duplicates
+/// dropped on the way.
+///
+/// Each step merges the smallest files, and the first step only as many as
+/// needed for every later step to be a full `max_fan_in` (the k-way form of
+/// an optimal merge pattern): with 120 files and a fan-in of 64 it merges 57
+/// into one and leaves 64, instead of rewriting all 120. Intermediate merges
+/// copy staging lines as they are (see [`RawRow`]); only the final merge
+/// decodes records.
+pub fn reduce_fan_in(
+    files: Vec<PathBuf>,
+    max_fan_in: usize,
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, u64), ExportError> {
+    let max_fan_in = max_fan_in.max(2);
+    if files.len() <= max_fan_in {
+        return Ok((files, 0));
+    }
+    // Smallest first; ties in listing order, so the result is deterministic.
+    let mut queue = BinaryHeap::with_capacity(files.len());
+    for (n, path) in files.into_iter().enumerate() {
+        let size = std::fs::metadata(&path).map_err(local(&path))?.len();
+        queue.push(Reverse((size, n, path)));
+    }
+    let mut duplicates = 0;
+    let mut step = 0;
+    let mut order = queue.len();
+    while queue.len() > max_fan_in {
+        let take = if step == 0 {
+            (queue.len() - 2) % (max_fan_in - 1) + 2
+        } else {
+            max_fan_in
+        };
+        step += 1;
+        let group: Vec<PathBuf> = (0..take)
+            .filter_map(|_| queue.pop().map(|Reverse((_, _, path))| path))
+            .collect();
+        let out = dir.join(format!("merged-{step}.ndjson.gz"));
+        duplicates += merge_into(&group, &out)?;
+        for path in &group {
+            std::fs::remove_file(path).map_err(local(path))?;
+        }
+        let size = std::fs::metadata(&out).map_err(local(&out))?.len();
+        queue.push(Reverse((size, order, out)));
+        order += 1;
+    }
+    let mut left: Vec<(usize, PathBuf)> = queue
+        .into_iter()
+        .map(|Reverse((_, n, path))| (n, path))
+        .collect();
+    left.sort();
+    Ok((left.into_iter().map(|(_, path)| path).collect(), duplicates))
+}
+
+type RawFileReader = RawReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
+
+fn open_raw(files: &[PathBuf]) -> Result<Vec<RawFileReader>, ExportError> {
+    files
+        .iter()
+        .map(|path| {
+            let file = File::open(path).map_err(local(path))?;
+            Ok(RawReader::new(io::BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                flate2::read::MultiGzDecoder::new(io::BufReader::new(file)),
+            )))
+        })
+        .collect()
+}
+
+fn merge_into(inputs: &[PathBuf], out: &Path) -> Result<u64, ExportError> {
+    let file = File::create(out).map_err(local(out))?;
+    let mut writer = StagingWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
+    let mut merge = Merge::new(open_raw(inputs)?);
+    for row in merge.by_ref() {
+        writer.write_line(&row?.line).map_err(local(out))?;
+    }
+    writer
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(local(out))?;
+    Ok(merge.stats().duplicates)
+}
+
+/// Output buffer of an intermediate merge.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::staging::tests::record;
+    use crate::export::staging::{encode, sort_rows};
+    use crate::record::DplRecord;
+
+    /// Reducing the fan-in (raw line merges) then merging gives the same
+    /// rows as one merge of every file, each event once.
+    #[test]
+    fn reduced_fan_in_merges_to_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        let mut want = Vec::new();
+        for f in 0..11u32 {
+            // Files overlap: event n is staged in files n % 11 and (n + 1) % 11.
+            let mut rows: Vec<DplRecord> = (0..200u32)
+                .filter(|n| n % 11 == f || (n + 1) % 11 == f)
+                .map(|n| record("a", 1_000 * i64::from(n % 37), n))
+                .collect();
+            want.extend(rows.iter().cloned());
+            sort_rows(&mut rows);
+            let path = dir.path().join(format!("{f}.ndjson.gz"));
+            std::fs::write(&path, encode(&rows)).unwrap();
+            files.push(path);
+        }
+        sort_rows(&mut want);
+        for fan_in in [2, 3, 4, 10, 11, 64] {
+            let work = tempfile::tempdir().unwrap();
+            let copies: Vec<PathBuf> = files
+                .iter()
+                .map(|p| {
+                    let to = work.path().join(p.file_name().unwrap());
+                    std::fs::copy(p, &to).unwrap();
+                    to
+                })
+                .collect();
+            let (left, dropped) = reduce_fan_in(copies, fan_in, work.path()).unwrap();
+            assert!(
+                left.len() <= fan_in.max(2),
+                "fan-in {fan_in}: {}",
+                left.len()
+            );
+            let mut merge = Merge::new(open_all(&left).unwrap());
+            let got: Vec<DplRecord> = merge.by_ref().map(Result::unwrap).collect();
+            assert_eq!(got, want, "fan-in {fan_in}");
+            assert_eq!(
+                dropped + merge.stats().duplicates,
+                400 - 200,
+                "fan-in {fan_in}"
+            );
+        }
+    }
+}
