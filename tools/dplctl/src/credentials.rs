@@ -354,7 +354,7 @@ async fn revoke(iam: &aws_sdk_iam::Client, user: &str) -> anyhow::Result<()> {
 
 pub async fn run(command: ExportCommand) -> anyhow::Result<()> {
     let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
-    let layout = Layout::default();
+    let layout = crate::layout()?;
     match command {
         ExportCommand::Credentials { action } => {
             let iam = aws_sdk_iam::Client::new(&aws);

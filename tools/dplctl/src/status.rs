@@ -346,7 +346,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         statuses.push(subscription_status(subscription, &delivery, now));
     }
     let store = S3Store::from_sdk_config(&aws, bucket);
-    let layout = Layout::default();
+    let layout = crate::layout()?;
     let oems = match &args.oem {
         Some(oem) => vec![oem.clone()],
         None => manifest_oems(&store, &layout).await?,
