@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::delivery::Delivery;
 use super::destination::{Destination, DestinationCache, Destinations, Outcome, SendReport};
 use super::secrets::{AccessKeys, SecretStore};
-use super::subscription::{Credentials, Destination as Target, Subscription};
+use super::subscription::{required_external_id, Credentials, Destination as Target, Subscription};
 use crate::kinesis::retry::DEFAULT_BACKOFF;
 use crate::kinesis::{publish, Backoff, Entry, PutRecordsApi, Stopped};
 
@@ -145,13 +145,16 @@ impl<S: SecretStore> KinesisDestinations<S> {
                 role_arn,
                 external_id,
             } => {
-                let mut role = AssumeRoleProvider::builder(role_arn)
+                // Never assume a role without its external id, even for an
+                // item stored before it was required (confused deputy:
+                // `subscription::credentials`).
+                let external_id =
+                    required_external_id(external_id.as_deref()).map_err(|e| e.to_string())?;
+                let role = AssumeRoleProvider::builder(role_arn)
                     .session_name(format!("dpl-{}", subscription.id))
                     .region(region.clone())
+                    .external_id(external_id)
                     .configure(&self.base);
-                if let Some(external_id) = external_id {
-                    role = role.external_id(external_id);
-                }
                 SharedCredentialsProvider::new(role.build().await)
             }
             Credentials::AccessKeySecret { secret_id } => {
@@ -196,5 +199,28 @@ impl<S: SecretStore + Send + Sync> Destinations for KinesisDestinations<S> {
         self.cache
             .get_or_build(subscription, self.build(subscription))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::secrets::InMemorySecrets;
+
+    #[tokio::test]
+    async fn a_role_without_external_id_is_never_assumed() {
+        let destinations = KinesisDestinations::new(
+            SdkConfig::builder().build(),
+            InMemorySecrets::new(),
+            KinesisSending::default(),
+        );
+        let mut subscription = crate::streams::testing::subscription(1, "0dfc7900", "legacy");
+        // As an item stored before the external id was required reads.
+        let Credentials::AssumeRole { external_id, .. } = &mut subscription.credentials else {
+            panic!("the test subscription assumes a role");
+        };
+        *external_id = None;
+        let error = destinations.destination(&subscription).await.unwrap_err();
+        assert!(error.starts_with("external_id is required"), "{error}");
     }
 }

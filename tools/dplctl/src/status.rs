@@ -421,7 +421,7 @@ mod tests {
                 },
                 credentials: Credentials::AssumeRole {
                     role_arn: "arn:aws:iam::123456789012:role/r".into(),
-                    external_id: None,
+                    external_id: Some("dpl-test".to_owned()),
                 },
                 filters: Filters::all(),
             },

@@ -784,6 +784,8 @@ mod tests {
             ARN,
             "--role-arn",
             ROLE,
+            "--external-id",
+            "dpl-x1",
             "--disabled",
         ])
         .unwrap();
@@ -854,6 +856,17 @@ mod tests {
                     "kinesis",
                     "--stream-arn",
                     ARN,
+                    "--role-arn",
+                    ROLE,
+                ],
+                "external_id is required",
+            ),
+            (
+                &[
+                    "--transport",
+                    "kinesis",
+                    "--stream-arn",
+                    ARN,
                     "--external-id",
                     "x1",
                 ],
@@ -881,6 +894,8 @@ mod tests {
             ARN,
             "--role-arn",
             ROLE,
+            "--external-id",
+            "dpl-x1",
         ])
         .unwrap();
         let mut long = plan.subscription.clone();

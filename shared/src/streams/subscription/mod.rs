@@ -32,7 +32,7 @@ pub use arn::{
     validate_role_arn, ArnError, KinesisStreamArn, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN,
     MAX_STREAM_NAME_LEN, PARTITIONS,
 };
-pub use credentials::{validate_external_id, Credentials, EXTERNAL_ID_LEN};
+pub use credentials::{required_external_id, validate_external_id, Credentials, EXTERNAL_ID_LEN};
 pub use destination::Destination;
 pub use error::SubscriptionError;
 pub use eventhubs_names::{validate_hub, validate_namespace, MAX_HUB_LEN, NAMESPACE_LEN};
