@@ -475,6 +475,60 @@ async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
     assert_eq!(data, documented);
 }
 
+/// A subscription that opted in gets `"event_id"` as the last field of
+/// each record's data (the flag kept in its DynamoDB item); the other, on
+/// the same events, the vendor's payload byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opted_in_subscription_gets_the_event_id_as_the_datas_last_field() {
+    let mut stack = Stack::new("event-id").await;
+    stack.create_stream("eu-west-1", "plain").await;
+    stack.create_stream("eu-west-1", "with-id").await;
+    let role = stack.role();
+    stack
+        .subscribe(
+            "oema0001",
+            "plain",
+            "eu-west-1",
+            role.clone(),
+            Filters::all(),
+        )
+        .await;
+    let mut opted = stack
+        .subscribe("oema0001", "with-id", "eu-west-1", role, Filters::all())
+        .await;
+    opted.event_id_in_payload = true;
+    stack.store().delete(&opted.id).await.unwrap();
+    stack.store().create(&opted).await.unwrap();
+    let records = distinct_events(6);
+    let request = stack.batch(&records).await;
+    no_failures(
+        stack
+            .engine()
+            .handle(&request, in_a_minute())
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(
+        by_dsn(stack.read("eu-west-1", "plain").await),
+        expected(&records)
+    );
+    let mut with_id: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for record in &records {
+        let payload = CustomerPayload(&record.dpl_event).to_json();
+        let data = format!(
+            "{},\"event_id\":\"{}\"}}",
+            std::str::from_utf8(&payload[..payload.len() - 1]).unwrap(),
+            record.event_id
+        );
+        with_id
+            .entry(record.partition_key().to_owned())
+            .or_default()
+            .push(data.into_bytes());
+    }
+    assert_eq!(by_dsn(stack.read("eu-west-1", "with-id").await), with_id);
+}
+
 /// Events of one OEM, each with its own payload (the Kinesis payload
 /// carries no id), over five devices.
 fn distinct_events(count: u64) -> Vec<DplRecord> {

@@ -175,6 +175,11 @@ pub struct CreateArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// Kinesis: add "event_id" as the last field of every record's data, so
+    /// that the consumer can deduplicate (default: the vendor's payload,
+    /// byte for byte; event hub messages carry event_id as a property).
+    #[arg(long)]
+    pub event_id_in_payload: bool,
     /// Print the created subscription as JSON.
     #[arg(long)]
     pub json: bool,
@@ -452,6 +457,8 @@ fn plan(args: CreateArgs, id: SubscriptionId, now: Timestamp) -> anyhow::Result<
     if args.disabled {
         subscription.status = Status::Disabled;
     }
+    subscription.event_id_in_payload = args.event_id_in_payload;
+    subscription.validate()?;
     let secret = if let Some(file) = &args.access_key_file {
         let keys = AccessKeys::parse(&read_secret(file, "--access-key-file")?)?;
         Some((name, keys.to_secret()))
@@ -622,6 +629,16 @@ fn show_text(s: &Subscription, delivery: &Delivery, now: Timestamp) -> String {
             lines.push(("namespace", namespace.clone()));
             lines.push(("hub", hub.clone()));
         }
+    }
+    if s.transport() == Transport::Kinesis {
+        lines.push((
+            "payload",
+            if s.event_id_in_payload {
+                "vendor payload + event_id".to_owned()
+            } else {
+                "vendor payload".to_owned()
+            },
+        ));
     }
     lines.push(("credentials", s.credentials.kind().to_owned()));
     match &s.credentials {
@@ -795,6 +812,23 @@ mod tests {
     }
 
     #[test]
+    fn the_event_id_in_the_payload_is_opt_in_and_kinesis_only() {
+        let kinesis = [
+            "--transport",
+            "kinesis",
+            "--stream-arn",
+            ARN,
+            "--role-arn",
+            ROLE,
+            "--external-id",
+            "dpl-x1",
+        ];
+        assert!(!plan_of(&kinesis).unwrap().subscription.event_id_in_payload);
+        let opted = [&kinesis[..], &["--event-id-in-payload"]].concat();
+        assert!(plan_of(&opted).unwrap().subscription.event_id_in_payload);
+    }
+
+    #[test]
     fn flags_that_do_not_fit_the_transport_are_refused() {
         let cases: &[(&[&str], &str)] = &[
             (
@@ -847,10 +881,6 @@ mod tests {
                 "exactly one of",
             ),
             (
-                &["--transport", "azure"],
-                "transport `azure` is not kinesis or eventhubs",
-            ),
-            (
                 &[
                     "--transport",
                     "kinesis",
@@ -860,6 +890,10 @@ mod tests {
                     ROLE,
                 ],
                 "external_id is required",
+            ),
+            (
+                &["--transport", "azure"],
+                "transport `azure` is not kinesis or eventhubs",
             ),
             (
                 &[
