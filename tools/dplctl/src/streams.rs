@@ -149,7 +149,8 @@ pub struct CreateArgs {
     /// Kinesis: a role in the customer's account that we assume.
     #[arg(long)]
     pub role_arn: Option<String>,
-    /// Kinesis, with --role-arn: the external id the role's trust policy requires.
+    /// Kinesis, required with --role-arn: the external id the role's trust
+    /// policy requires (`sts:ExternalId`; docs/streams.md, "Trust policy").
     #[arg(long, requires = "role_arn")]
     pub external_id: Option<String>,
     /// Kinesis: a file (`-` for stdin) holding
