@@ -16,6 +16,20 @@ impl Captured {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// Panics unless the logs hold each of `expected` (levels such as
+    /// `" TRACE "`, messages, ids): a check that the code under test did
+    /// log, so that finding no secret in the logs means something.
+    pub fn assert_holds(&self, expected: &[&str]) {
+        let text = self.text();
+        for expected in expected {
+            assert!(
+                text.contains(expected),
+                "no {expected:?} in {} log lines",
+                text.lines().count()
+            );
+        }
+    }
+
     /// The first line holding any of `secrets`, if one does.
     pub fn line_with_any(&self, secrets: &[String]) -> Option<String> {
         self.text()
