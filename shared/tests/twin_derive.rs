@@ -223,6 +223,21 @@ fn connectivity_reproduces_the_seed_record() {
     assert_eq!(seed_like(&event), repo_file("seed/connectivity.json"));
 }
 
+/// `docs/twin-table.md`, "Attribute conventions": an item time may carry a
+/// fraction, and event bodies write whole seconds.
+#[test]
+fn a_fraction_of_an_item_time_is_accepted_and_bodies_keep_whole_seconds() {
+    let old = device();
+    let new = with(
+        device(),
+        json!({ "connection_status": "Online", "connection_changed_at": "2020-08-28T09:45:36.813Z" }),
+    );
+    let event = only_event(&modify(&old, &new, AT_CONNECTIVITY));
+    let text = seed_like(&event);
+    assert!(!text.contains(".813"), "{text}");
+    assert_eq!(text, repo_file("seed/connectivity.json"));
+}
+
 #[test]
 fn location_reproduces_the_seed_record_to_the_second() {
     let new = with(

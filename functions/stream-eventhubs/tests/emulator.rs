@@ -504,3 +504,80 @@ async fn an_event_the_hub_refuses_for_good_is_dead_lettered_and_holds_nobody() {
         poison
     );
 }
+
+/// The stream function's paths that handle credentials (a subscription and
+/// its secret created, events delivered, a refused key, an event refused
+/// for good, a redrive), every log line captured at TRACE (the SDK's too):
+/// neither SAS key, nor a connection string, nor a SAS token appears in
+/// any line (`docs/streams.md`, "Secrets"; STYLE: never a secret in logs).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_any_log_line_at_any_level() {
+    const WRONG_KEY: &str = "d3Jvbmcta2V5LW5vdC10aGUtaHVicy1rZXk/Kw==";
+    let logs = delivery_bench::logs::capture_logs();
+    let mut stack = Stack::new("eh-secrets", &[("oemans", "devices"), ("oembns", "points")]).await;
+    // Create: the secrets go to Secrets Manager, the subscriptions to the table.
+    let good = stack
+        .subscribe("oema0001", "oemans", "devices", KEY, Filters::all())
+        .await;
+    let refused = stack
+        .subscribe("oemb0002", "oembns", "points", WRONG_KEY, Filters::all())
+        .await;
+    let records = small_fleet();
+    let poison = records
+        .iter()
+        .find(|r| r.dpl_event.oem_id() == "oema0001")
+        .unwrap()
+        .event_id
+        .to_string();
+    stack.hubs.refuse_event(&poison, 413);
+
+    // Deliver; refuse: oemb's key is wrong (401), one of oema's events is
+    // refused for good (413, a dead letter).
+    let engine = stack.engine(Duration::from_secs(10));
+    let request = stack.batch(&records).await;
+    let _ = engine.handle(&request, in_a_minute()).await.unwrap();
+    assert!(
+        !stack.received("devices").is_empty(),
+        "nothing was delivered"
+    );
+    let store = stack.store();
+    let health = store.get(&refused.id).await.unwrap().unwrap().health;
+    assert!(
+        health.last_error.unwrap().message.starts_with("401"),
+        "the wrong key was refused"
+    );
+    assert_eq!(stack.state().count_dead_letters(&good.id).await.unwrap(), 1);
+
+    // Redrive after the fix.
+    stack.hubs.accept_event(&poison);
+    let redrive: StreamRequest =
+        serde_json::from_value(serde_json::json!({"redrive": good.id.to_string()})).unwrap();
+    match engine.handle(&redrive, in_a_minute()).await.unwrap() {
+        StreamResponse::Redrive { redriven } => assert_eq!(redriven[0].delivered, 1),
+        other => panic!("not a redrive answer: {other:?}"),
+    }
+
+    logs.assert_holds(&[
+        " TRACE ",
+        " DEBUG ",
+        " INFO ",
+        " WARN ",
+        "event refused for good: dead-lettered",
+        good.id.as_str(),
+    ]);
+    let encoded = delivery_bench::logs::percent_encoded;
+    let secrets = [
+        KEY.to_owned(),
+        WRONG_KEY.to_owned(),
+        encoded(KEY),
+        encoded(WRONG_KEY),
+        HubKey::new("oemans", "devices", "send", KEY).connection_string(),
+        HubKey::new("oembns", "points", "send", WRONG_KEY).connection_string(),
+        "SharedAccessKey=".to_owned(),
+        "SharedAccessSignature".to_owned(),
+        "sig=".to_owned(),
+    ];
+    if let Some(line) = logs.line_with_any(&secrets) {
+        panic!("a secret is logged: {line}");
+    }
+}

@@ -476,6 +476,148 @@ async fn the_customer_record_is_the_seeds_decoded_kinesis_example() {
     assert_eq!(data, documented);
 }
 
+/// A subscription that opted in gets `"event_id"` as the last field of
+/// each record's data (the flag kept in its DynamoDB item); the other, on
+/// the same events, the vendor's payload byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opted_in_subscription_gets_the_event_id_as_the_datas_last_field() {
+    let mut stack = Stack::new("event-id").await;
+    stack.create_stream("eu-west-1", "plain").await;
+    stack.create_stream("eu-west-1", "with-id").await;
+    let role = stack.role();
+    stack
+        .subscribe(
+            "oema0001",
+            "plain",
+            "eu-west-1",
+            role.clone(),
+            Filters::all(),
+        )
+        .await;
+    let mut opted = stack
+        .subscribe("oema0001", "with-id", "eu-west-1", role, Filters::all())
+        .await;
+    opted.event_id_in_payload = true;
+    stack.store().delete(&opted.id).await.unwrap();
+    stack.store().create(&opted).await.unwrap();
+    let records = distinct_events(6);
+    let request = stack.batch(&records).await;
+    no_failures(
+        stack
+            .engine()
+            .handle(&request, in_a_minute())
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(
+        by_dsn(stack.read("eu-west-1", "plain").await),
+        expected(&records)
+    );
+    let mut with_id: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for record in &records {
+        let payload = CustomerPayload(&record.dpl_event).to_json();
+        let data = format!(
+            "{},\"event_id\":\"{}\"}}",
+            std::str::from_utf8(&payload[..payload.len() - 1]).unwrap(),
+            record.event_id
+        );
+        with_id
+            .entry(record.partition_key().to_owned())
+            .or_default()
+            .push(data.into_bytes());
+    }
+    assert_eq!(by_dsn(stack.read("eu-west-1", "with-id").await), with_id);
+}
+
+/// The stream function's paths that handle credentials (an access key
+/// secret created and read, events delivered with it, a missing stream
+/// refusing them, a stored role without external id refused, a redrive),
+/// every log line captured at TRACE (the SDK's too): the secret access key
+/// and the secret's text appear in no line.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_any_log_line_at_any_level() {
+    let logs = delivery_bench::logs::capture_logs();
+    let mut stack = Stack::new("secrets").await;
+    stack.create_stream("eu-west-1", "keys").await;
+    let keys = stack.stored_keys("keys").await;
+    let good = stack
+        .subscribe(
+            "oema0001",
+            "keys",
+            "eu-west-1",
+            keys.clone(),
+            Filters::all(),
+        )
+        .await;
+    // No such stream: every PutRecords is refused.
+    let missing = stack
+        .subscribe("oema0001", "missing", "eu-west-1", keys, Filters::all())
+        .await;
+    // A role stored without its external id (an item from before it was
+    // required): refused, never assumed.
+    let legacy = stack
+        .subscribe(
+            "oema0001",
+            "legacy",
+            "eu-west-1",
+            stack.role(),
+            Filters::all(),
+        )
+        .await;
+    let mut item = dpl::streams::store::item::to_item(&legacy);
+    item.remove(attr::EXTERNAL_ID);
+    aws_sdk_dynamodb::Client::new(&stack.aws)
+        .put_item()
+        .table_name(&stack.subscriptions_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+
+    let records = distinct_events(5);
+    let request = stack.batch(&records).await;
+    let engine = stack.engine();
+    let _ = engine.handle(&request, in_a_minute()).await.unwrap();
+    assert_eq!(stack.read("eu-west-1", "keys").await.len(), 5, "delivered");
+    let health = stack
+        .store()
+        .get(&missing.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .health;
+    assert!(health.last_error.is_some(), "the missing stream refused");
+    let redrive: StreamRequest =
+        serde_json::from_value(serde_json::json!({"redrive": good.id.to_string()})).unwrap();
+    engine.handle(&redrive, in_a_minute()).await.unwrap();
+
+    logs.assert_holds(&[
+        " TRACE ",
+        " DEBUG ",
+        " INFO ",
+        "external_id is required",
+        legacy.id.as_str(),
+    ]);
+    let secret = "example/secret/key/value";
+    let secrets = [
+        secret.to_owned(),
+        delivery_bench::logs::percent_encoded(secret),
+        // The secret's whole text, as Secrets Manager holds it.
+        AccessKeys::new(
+            "AKIAEXAMPLEEXAMPLE01",
+            dpl::streams::secrets::SecretString::new(secret),
+        )
+        .unwrap()
+        .to_secret()
+        .expose()
+        .to_owned(),
+    ];
+    if let Some(line) = logs.line_with_any(&secrets) {
+        panic!("a secret is logged: {line}");
+    }
+}
+
 /// Events of one OEM, each with its own payload (the Kinesis payload
 /// carries no id), over five devices.
 fn distinct_events(count: u64) -> Vec<DplRecord> {

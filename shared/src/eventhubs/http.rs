@@ -139,17 +139,19 @@ impl HttpSender {
             .await
             .map_err(|e| SendError::Transport(describe(&e)))?;
         let status = response.status();
-        let reason = status.canonical_reason();
         if status.as_u16() == 201 {
             return Ok(());
         }
-        // Read (a bounded part of) the error body to spot ServerBusy.
+        // Read (a bounded part of) the error body to spot ServerBusy: the
+        // body, not the reason phrase, which hyper does not hand us (its
+        // `canonical_reason` is the status's standard phrase, whatever the
+        // server sent).
         let body = Limited::new(response.into_body(), MAX_ERROR_BODY)
             .collect()
             .await
             .map(|collected| collected.to_bytes())
             .unwrap_or_default();
-        response_outcome(status.as_u16(), reason, &body)
+        response_outcome(status.as_u16(), &body)
     }
 }
 

@@ -6,7 +6,7 @@
 //! | answer                                   | verdict                               |
 //! |------------------------------------------|---------------------------------------|
 //! | 201                                      | delivered                             |
-//! | 503 ServerBusy (reason or body)          | retry, wait ≥ [`SERVER_BUSY_MIN_WAIT`] |
+//! | 503 whose body says ServerBusy or 50002  | retry, wait ≥ [`SERVER_BUSY_MIN_WAIT`] |
 //! | other 5xx, 429, attempt timeout, network | retry, full-jitter backoff            |
 //! | 401, 403, 404, 413, other 4xx, other     | refused: not retried, [`Refused`]     |
 
@@ -19,9 +19,17 @@ use std::time::Duration;
 /// at least 4 s)".
 pub const SERVER_BUSY_MIN_WAIT: Duration = Duration::from_secs(4);
 
-/// The word the service uses for throttling, in the status reason or the
-/// error body (`<Detail>... ServerBusy ...</Detail>`, error code 50002).
+/// How the service says it throttles: HTTP 503 with an error body naming
+/// ServerBusy or its error code 50002 (Azure Event Hubs, "Troubleshoot
+/// ... throttling" / "Resource Manager exceptions": error code 50002,
+/// ServerBusy, "the request was terminated because the namespace is being
+/// throttled"). Only the status and the body are read: the reason phrase
+/// is not something to rely on, since the HTTP stack hands us the
+/// canonical phrase of the status (`StatusCode::canonical_reason`), never
+/// the one on the wire.
 const SERVER_BUSY: &str = "ServerBusy";
+/// The error code of ServerBusy, see [`SERVER_BUSY`].
+const SERVER_BUSY_CODE: &str = "50002";
 
 /// Why one attempt did not deliver its batch. Carries no secret: neither the
 /// token nor the body sent; of an error body only whether it said ServerBusy.
@@ -74,22 +82,31 @@ pub enum Disposition {
 }
 
 /// The outcome of one answer: `Ok` for 201 (the only success "Send batch
-/// events" documents), else the error, with ServerBusy recognised in the
-/// reason phrase or in the body.
-pub fn response_outcome(status: u16, reason: Option<&str>, body: &[u8]) -> Result<(), SendError> {
+/// events" documents), else the error, with ServerBusy recognised from the
+/// status (503) and the error body ([`SERVER_BUSY`], [`SERVER_BUSY_CODE`]).
+pub fn response_outcome(status: u16, body: &[u8]) -> Result<(), SendError> {
     if status == 201 {
         return Ok(());
     }
-    let mentions = |haystack: &[u8]| {
-        haystack
-            .windows(SERVER_BUSY.len())
-            .any(|w| w.eq_ignore_ascii_case(SERVER_BUSY.as_bytes()))
-    };
-    let server_busy =
-        status == 503 && (reason.is_some_and(|r| mentions(r.as_bytes())) || mentions(body));
+    let server_busy = status == 503 && says_server_busy(body);
     Err(SendError::Status {
         status,
         server_busy,
+    })
+}
+
+/// Whether an error body names ServerBusy (any case) or holds its code as a
+/// number of its own (not inside a tracking id's hex digits).
+fn says_server_busy(body: &[u8]) -> bool {
+    let word = body
+        .windows(SERVER_BUSY.len())
+        .any(|w| w.eq_ignore_ascii_case(SERVER_BUSY.as_bytes()));
+    let code = SERVER_BUSY_CODE.as_bytes();
+    let apart = |at: Option<&u8>| !at.is_some_and(u8::is_ascii_alphanumeric);
+    word || (0..body.len().saturating_sub(code.len() - 1)).any(|i| {
+        &body[i..i + code.len()] == code
+            && apart(i.checked_sub(1).and_then(|j| body.get(j)))
+            && apart(body.get(i + code.len()))
     })
 }
 
@@ -132,32 +149,35 @@ mod tests {
 
     #[test]
     fn only_201_is_delivered() {
-        assert_eq!(response_outcome(201, Some("Created"), b""), Ok(()));
-        assert_eq!(response_outcome(200, Some("OK"), b""), Err(status(200)));
-        assert_eq!(response_outcome(500, None, b""), Err(status(500)));
+        assert_eq!(response_outcome(201, b""), Ok(()));
+        assert_eq!(response_outcome(200, b""), Err(status(200)));
+        assert_eq!(response_outcome(500, b""), Err(status(500)));
     }
 
     #[test]
-    fn server_busy_is_read_from_a_503_reason_or_body() {
+    fn server_busy_is_read_from_a_503_body_by_name_or_code() {
         let busy = Err(SendError::Status {
             status: 503,
             server_busy: true,
         });
-        assert_eq!(response_outcome(503, Some("ServerBusy"), b""), busy);
-        let body = b"<Error><Code>50002</Code><Detail>ServerBusy: The request was terminated because the namespace is being throttled.</Detail></Error>";
-        assert_eq!(
-            response_outcome(503, Some("Service Unavailable"), body),
-            busy
-        );
-        assert_eq!(
-            response_outcome(503, None, b"maintenance"),
-            Err(status(503))
-        );
+        for body in [
+            &b"<Error><Code>503</Code><Detail>ServerBusy: The request was terminated because the namespace is being throttled.</Detail></Error>"[..],
+            b"<Error><Code>50002</Code><Detail>The request was terminated because the entity is being throttled. Error code : 50002. Please wait 4 seconds and try again.</Detail></Error>",
+            b"serverbusy",
+        ] {
+            assert_eq!(response_outcome(503, body), busy, "{}", String::from_utf8_lossy(body));
+        }
+        for not_busy in [
+            &b"maintenance"[..],
+            b"",
+            // 50002 inside a tracking id or a longer number is not the code.
+            b"TrackingId:a50002bc-0000-0000-0000-000000000000",
+            b"Error code : 500021",
+        ] {
+            assert_eq!(response_outcome(503, not_busy), Err(status(503)));
+        }
         // Only a 503 is ServerBusy.
-        assert_eq!(
-            response_outcome(500, Some("ServerBusy"), b""),
-            Err(status(500))
-        );
+        assert_eq!(response_outcome(500, b"ServerBusy 50002"), Err(status(500)));
     }
 
     #[test]

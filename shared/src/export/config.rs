@@ -77,37 +77,46 @@ fn prefix(
 
 impl StorageConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let defaults = Layout::default();
-        let layout = Layout {
-            staging: prefix(&lookup, STAGING_PREFIX_VAR, &defaults.staging)?,
-            exports: prefix(&lookup, EXPORT_PREFIX_VAR, &defaults.exports)?,
-            manifests: prefix(&lookup, MANIFEST_PREFIX_VAR, &defaults.manifests)?,
-            quarantine: prefix(&lookup, QUARANTINE_PREFIX_VAR, &defaults.quarantine)?,
-        };
-        let prefixes = [
-            &layout.staging,
-            &layout.exports,
-            &layout.manifests,
-            &layout.quarantine,
-        ];
-        // Nested prefixes would mix object kinds in one listing (and would
-        // let an OEM's export credentials reach staging or manifests).
-        for a in prefixes {
-            for b in prefixes {
-                if !std::ptr::eq(a, b) && format!("{b}/").starts_with(&format!("{a}/")) {
-                    return Err(ConfigError::Invalid {
-                        name: EXPORT_PREFIX_VAR,
-                        value: format!("{a} / {b}"),
-                        reason: "the four prefixes must not contain one another",
-                    });
-                }
-            }
-        }
+        let layout = layout_from_lookup(&lookup)?;
         Ok(Self {
             bucket: value(&lookup, BUCKET_VAR).ok_or(ConfigError::Missing(BUCKET_VAR))?,
             layout,
         })
     }
+}
+
+/// The four prefixes of [`Layout`] (`STAGING_PREFIX`, `EXPORT_PREFIX`,
+/// `MANIFEST_PREFIX`, `QUARANTINE_PREFIX`, each defaulting to
+/// [`Layout::default`]'s), checked: what the functions and `dplctl` both
+/// read, so that they agree on every key.
+pub fn layout_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Layout, ConfigError> {
+    let defaults = Layout::default();
+    let layout = Layout {
+        staging: prefix(&lookup, STAGING_PREFIX_VAR, &defaults.staging)?,
+        exports: prefix(&lookup, EXPORT_PREFIX_VAR, &defaults.exports)?,
+        manifests: prefix(&lookup, MANIFEST_PREFIX_VAR, &defaults.manifests)?,
+        quarantine: prefix(&lookup, QUARANTINE_PREFIX_VAR, &defaults.quarantine)?,
+    };
+    let prefixes = [
+        &layout.staging,
+        &layout.exports,
+        &layout.manifests,
+        &layout.quarantine,
+    ];
+    // Nested prefixes would mix object kinds in one listing (and would
+    // let an OEM's export credentials reach staging or manifests).
+    for a in prefixes {
+        for b in prefixes {
+            if !std::ptr::eq(a, b) && format!("{b}/").starts_with(&format!("{a}/")) {
+                return Err(ConfigError::Invalid {
+                    name: EXPORT_PREFIX_VAR,
+                    value: format!("{a} / {b}"),
+                    reason: "the four prefixes must not contain one another",
+                });
+            }
+        }
+    }
+    Ok(layout)
 }
 
 #[cfg(test)]

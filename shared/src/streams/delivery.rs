@@ -31,4 +31,60 @@ impl Delivery {
             payload: CustomerPayload(&record.dpl_event).to_json(),
         }
     }
+
+    /// The payload with `"event_id":"<uuid>"` as its last field: what a
+    /// Kinesis subscription that opted in
+    /// (`Subscription::event_id_in_payload`) sends. Every other field keeps
+    /// its bytes, so a consumer that ignores unknown fields reads the
+    /// vendor's payload.
+    pub fn payload_with_event_id(&self) -> Vec<u8> {
+        let Some(body) = self.payload.strip_suffix(b"}") else {
+            // Customer payloads are JSON objects; anything else is left as is.
+            return self.payload.clone();
+        };
+        let id = self.event_id.to_string();
+        let mut out = Vec::with_capacity(self.payload.len() + id.len() + 14);
+        out.extend_from_slice(body);
+        if body != b"{" {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"event_id\":\"");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_id_is_added_as_the_last_field_and_nothing_else_changes() {
+        let record = crate::examples::seed_record(
+            EventType::Location,
+            "0dfc7900",
+            "ledevb",
+            "AC000W000000001",
+            "p",
+            3,
+        );
+        let delivery = Delivery::new(
+            Position::new("shardId-000000000000", "1").unwrap(),
+            Timestamp::from_millis(0).unwrap(),
+            &record,
+        );
+        let with_id = delivery.payload_with_event_id();
+        let id = format!(",\"event_id\":\"{}\"}}", record.event_id);
+        assert_eq!(
+            with_id,
+            [
+                &delivery.payload[..delivery.payload.len() - 1],
+                id.as_bytes()
+            ]
+            .concat()
+        );
+        let value: serde_json::Value = serde_json::from_slice(&with_id).unwrap();
+        assert_eq!(value["event_id"], record.event_id.to_string());
+    }
 }

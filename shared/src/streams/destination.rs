@@ -124,7 +124,7 @@ pub trait Destinations: Send + Sync {
 pub const DESTINATION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Built destinations per subscription, reused while the subscription's
-/// destination and credentials are unchanged, for [`DESTINATION_TTL`], and
+/// destination, credentials and payload option are unchanged, for [`DESTINATION_TTL`], and
 /// until the endpoint refuses their credentials.
 pub struct DestinationCache<T> {
     entries: std::sync::Mutex<std::collections::HashMap<SubscriptionId, Cached<T>>>,
@@ -132,7 +132,7 @@ pub struct DestinationCache<T> {
 
 struct Cached<T> {
     built_at: Instant,
-    from: (Target, Credentials),
+    from: (Target, Credentials, bool),
     destination: Arc<T>,
 }
 
@@ -165,6 +165,7 @@ impl<T: Destination> DestinationCache<T> {
                 from: (
                     subscription.destination.clone(),
                     subscription.credentials.clone(),
+                    subscription.event_id_in_payload,
                 ),
                 destination: destination.clone(),
             },
@@ -175,8 +176,9 @@ impl<T: Destination> DestinationCache<T> {
     fn cached(&self, subscription: &Subscription) -> Option<Arc<T>> {
         let entries = self.entries.lock().expect("destination cache lock");
         let cached = entries.get(&subscription.id)?;
-        let same =
-            cached.from.0 == subscription.destination && cached.from.1 == subscription.credentials;
+        let same = cached.from.0 == subscription.destination
+            && cached.from.1 == subscription.credentials
+            && cached.from.2 == subscription.event_id_in_payload;
         let fresh = cached.built_at.elapsed() < DESTINATION_TTL;
         (same && fresh && !cached.destination.credentials_refused())
             .then(|| cached.destination.clone())

@@ -316,7 +316,7 @@ where
     async fn queued(&self, event: &SqsEvent, deadline: Instant) -> SqsBatchResponse {
         let runs = event.records.iter().map(|message| async move {
             let body = message.body.as_deref().unwrap_or_default();
-            let request: CatchUpRequest = match serde_json::from_str(body) {
+            let request = match CatchUpRequest::from_body(body) {
                 Ok(request) => request,
                 Err(error) => {
                     tracing::error!(%error, message_id = message.message_id.as_deref(),

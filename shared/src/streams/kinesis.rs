@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::delivery::Delivery;
 use super::destination::{Destination, DestinationCache, Destinations, Outcome, SendReport};
 use super::secrets::{AccessKeys, SecretStore};
-use super::subscription::{Credentials, Destination as Target, Subscription};
+use super::subscription::{required_external_id, Credentials, Destination as Target, Subscription};
 use crate::kinesis::retry::DEFAULT_BACKOFF;
 use crate::kinesis::{publish, Backoff, Entry, PutRecordsApi, Stopped};
 
@@ -55,6 +55,7 @@ pub struct KinesisDestination<A = aws_sdk_kinesis::Client> {
     client: A,
     stream_arn: String,
     sending: KinesisSending,
+    event_id_in_payload: bool,
 }
 
 impl<A> KinesisDestination<A> {
@@ -63,7 +64,15 @@ impl<A> KinesisDestination<A> {
             client,
             stream_arn,
             sending,
+            event_id_in_payload: false,
         }
+    }
+
+    /// Whether the record data carries the event id
+    /// (`Subscription::event_id_in_payload`; off: the vendor's payload).
+    pub fn with_event_id_in_payload(mut self, on: bool) -> Self {
+        self.event_id_in_payload = on;
+        self
     }
 }
 
@@ -75,7 +84,12 @@ impl<A: PutRecordsApi + Send + Sync> Destination for KinesisDestination<A> {
         let mut entries = Vec::with_capacity(events.len());
         let mut sent = Vec::with_capacity(events.len());
         for (n, event) in events.iter().enumerate() {
-            match Entry::new(event.dsn.clone(), event.payload.clone()) {
+            let data = if self.event_id_in_payload {
+                event.payload_with_event_id()
+            } else {
+                event.payload.clone()
+            };
+            match Entry::new(event.dsn.clone(), data) {
                 Ok(entry) => {
                     entries.push(entry);
                     sent.push(n);
@@ -145,13 +159,16 @@ impl<S: SecretStore> KinesisDestinations<S> {
                 role_arn,
                 external_id,
             } => {
-                let mut role = AssumeRoleProvider::builder(role_arn)
+                // Never assume a role without its external id, even for an
+                // item stored before it was required (confused deputy:
+                // `subscription::credentials`).
+                let external_id =
+                    required_external_id(external_id.as_deref()).map_err(|e| e.to_string())?;
+                let role = AssumeRoleProvider::builder(role_arn)
                     .session_name(format!("dpl-{}", subscription.id))
                     .region(region.clone())
+                    .external_id(external_id)
                     .configure(&self.base);
-                if let Some(external_id) = external_id {
-                    role = role.external_id(external_id);
-                }
                 SharedCredentialsProvider::new(role.build().await)
             }
             Credentials::AccessKeySecret { secret_id } => {
@@ -182,7 +199,8 @@ impl<S: SecretStore> KinesisDestinations<S> {
             aws_sdk_kinesis::Client::from_conf(config),
             stream_arn.to_string(),
             self.sending,
-        ))
+        )
+        .with_event_id_in_payload(subscription.event_id_in_payload))
     }
 }
 
@@ -196,5 +214,83 @@ impl<S: SecretStore + Send + Sync> Destinations for KinesisDestinations<S> {
         self.cache
             .get_or_build(subscription, self.build(subscription))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::secrets::InMemorySecrets;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+        std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// The record data sent for the vendor's decoded Kinesis example,
+    /// with and without the opt-in.
+    async fn sent_data(event_id_in_payload: bool) -> Vec<u8> {
+        let event =
+            crate::DeviceEvent::from_customer_json(&fixture("seed/kinesis_decoded.json")).unwrap();
+        let record = crate::DplRecord::from_json(
+            &serde_json::to_vec(&serde_json::json!({
+                "dpl_event": event,
+                "event_id": "93df5c50-fac3-564d-91aa-8e7298db3c40",
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let delivery = Delivery::new(
+            crate::position::Position::new("shardId-000000000000", "1").unwrap(),
+            crate::Timestamp::from_millis(0).unwrap(),
+            &record,
+        );
+        let kinesis = Arc::new(crate::kinesis::InMemoryKinesis::new());
+        let destination =
+            KinesisDestination::new(kinesis.clone(), "s".to_owned(), KinesisSending::default())
+                .with_event_id_in_payload(event_id_in_payload);
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let report = destination.send(&[&delivery], deadline).await;
+        assert_eq!(report.outcomes, [Outcome::Accepted]);
+        let records = kinesis.records("s");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].partition_key(), "AC000W000000001");
+        records[0].data().to_vec()
+    }
+
+    /// Golden files, compact as sent: `kinesis_data.json` is the vendor's
+    /// decoded example (`seed/kinesis_decoded.json`) without whitespace;
+    /// `kinesis_data_with_event_id.json` the same with `"event_id"` last.
+    #[tokio::test]
+    async fn record_data_is_the_vendor_payload_unless_the_event_id_is_opted_in() {
+        assert_eq!(
+            String::from_utf8(sent_data(false).await).unwrap(),
+            String::from_utf8(fixture("kinesis_data.json"))
+                .unwrap()
+                .trim_end()
+        );
+        assert_eq!(
+            String::from_utf8(sent_data(true).await).unwrap(),
+            String::from_utf8(fixture("kinesis_data_with_event_id.json"))
+                .unwrap()
+                .trim_end()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_role_without_external_id_is_never_assumed() {
+        let destinations = KinesisDestinations::new(
+            SdkConfig::builder().build(),
+            InMemorySecrets::new(),
+            KinesisSending::default(),
+        );
+        let mut subscription = crate::streams::testing::subscription(1, "0dfc7900", "legacy");
+        // As an item stored before the external id was required reads.
+        let Credentials::AssumeRole { external_id, .. } = &mut subscription.credentials else {
+            panic!("the test subscription assumes a role");
+        };
+        *external_id = None;
+        let error = destinations.destination(&subscription).await.unwrap_err();
+        assert!(error.starts_with("external_id is required"), "{error}");
     }
 }

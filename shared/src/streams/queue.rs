@@ -36,6 +36,12 @@ impl CatchUpRequest {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a request serializes")
     }
+
+    /// Reads a message body; the error names the line and column where it
+    /// stopped (serde_json).
+    pub fn from_body(body: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(body)
+    }
 }
 
 /// See the module docs.

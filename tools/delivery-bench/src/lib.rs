@@ -14,6 +14,9 @@
 //! at once ([`kinesis_sink`]), the checks of what arrived ([`check`]), delays
 //! ([`delays`]) and the printed rows ([`report`]). Porting a benchmark to
 //! another engine means replacing that one struct.
+//!
+//! The stream functions' emulator tests share [`logs`] too: every log line
+//! captured, to check that no secret is ever logged.
 
 pub mod check;
 pub mod delays;
@@ -22,6 +25,7 @@ pub mod esm;
 pub mod kinesis;
 pub mod kinesis_sink;
 pub mod lambda;
+pub mod logs;
 pub mod moto;
 pub mod network;
 pub mod report;

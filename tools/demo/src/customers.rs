@@ -67,7 +67,7 @@ async fn assume_role(aws: &SdkConfig, role_arn: &str) -> aws_config::sts::Assume
 }
 
 pub fn role_arn() -> String {
-    format!("arn:aws:iam::{CUSTOMER_ACCOUNT}:role/dpl-stream-writer")
+    format!("arn:aws:iam::{CUSTOMER_ACCOUNT}:role/dpl-delivery-writer")
 }
 
 /// Creates the customer stream and the local event hub, and both

@@ -103,7 +103,7 @@ fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    dpl::export::run::map_parts_separately();
+    dpl::export::alloc::map_parts_separately();
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

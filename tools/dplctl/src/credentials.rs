@@ -114,6 +114,51 @@ pub fn user_name(oem: &str) -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// IAM user names are unique regardless of case, and IAM finds a user by
+/// any casing of its name (IAM User Guide, "IAM identifiers": "user names
+/// ... are not distinguished by case. For example, you cannot create
+/// groups named both ADMINS and admins"). OEM ids are case-sensitive, so
+/// two OEMs `abc` and `ABC` would share `dpl-export-abc`: the second is
+/// refused at `create` ([`colliding_user`]), and `refresh` and `revoke`
+/// act only on a user whose exact name and `dpl:oem` tag are this OEM's
+/// ([`check_owner`]).
+///
+/// The existing user, among `existing` names, that `user` would be in IAM
+/// while being another name: an OEM id differing from another only in case.
+pub fn colliding_user<'a>(user: &str, existing: &'a [String]) -> Option<&'a str> {
+    existing
+        .iter()
+        .map(String::as_str)
+        .find(|name| name.eq_ignore_ascii_case(user) && *name != user)
+}
+
+/// Tag naming the OEM of a download user.
+pub const OEM_TAG: &str = "dpl:oem";
+
+/// Refuses to act on the user IAM found for `oem` unless it is exactly
+/// `user` and tagged with exactly `oem` (see [`colliding_user`]).
+pub fn check_owner(
+    user: &str,
+    oem: &str,
+    found_name: &str,
+    found_oem_tag: Option<&str>,
+) -> anyhow::Result<()> {
+    if found_name != user {
+        bail!(
+            "OEM id {oem:?} finds the IAM user {found_name}, not {user}: IAM user names ignore \
+             case, so that user belongs to another OEM id; nothing was changed"
+        );
+    }
+    match found_oem_tag {
+        Some(tag) if tag == oem => Ok(()),
+        Some(tag) => bail!(
+            "{user} is tagged {OEM_TAG}={tag:?}, not {oem:?}: it is another OEM's user; nothing \
+             was changed"
+        ),
+        None => bail!("{user} has no {OEM_TAG} tag: not made by dplctl; nothing was changed"),
+    }
+}
+
 /// The AWS partition of a region (`aws-cn` for `cn-*`, `aws-us-gov` for
 /// `us-gov-*`).
 pub fn partition(region: &str) -> &'static str {
@@ -127,9 +172,15 @@ pub fn partition(region: &str) -> &'static str {
 }
 
 /// The inline policy of `oem`'s user: `s3:ListBucket` on the bucket for
-/// prefixes under `{exports}/{oem}/` only, `s3:GetObject` on objects there.
+/// prefixes under `{exports}/{oem}/` only, `s3:GetObject` on objects there;
+/// and an explicit deny of listing any other prefix, so that no other
+/// policy attached to the user (a group's, say) can widen it: an explicit
+/// deny wins over every allow (IAM User Guide, "Policy evaluation logic").
+/// A listing without a prefix is denied too (`StringNotLike` holds when
+/// the key is absent).
 pub fn read_policy(aws_partition: &str, bucket: &str, layout: &Layout, oem: &str) -> String {
     let folder = format!("{}/{oem}/", layout.exports);
+    let own = [folder.clone(), format!("{folder}*")];
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -138,7 +189,14 @@ pub fn read_policy(aws_partition: &str, bucket: &str, layout: &Layout, oem: &str
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": format!("arn:{aws_partition}:s3:::{bucket}"),
-                "Condition": {"StringLike": {"s3:prefix": [folder.clone(), format!("{folder}*")]}}
+                "Condition": {"StringLike": {"s3:prefix": own.clone()}}
+            },
+            {
+                "Sid": "ListNothingElse",
+                "Effect": "Deny",
+                "Action": "s3:ListBucket",
+                "Resource": format!("arn:{aws_partition}:s3:::{bucket}"),
+                "Condition": {"StringNotLike": {"s3:prefix": own}}
             },
             {
                 "Sid": "ReadOwnExports",
@@ -232,18 +290,67 @@ async fn new_key(
         .context("CreateAccessKey answered without a key")
 }
 
+/// Every IAM user whose name starts with [`USER_PREFIX`] in any case.
+async fn download_users(iam: &aws_sdk_iam::Client) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = iam.list_users().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| iam_error("listing the IAM users", e))?;
+        names.extend(
+            page.users()
+                .iter()
+                .map(|u| u.user_name().to_owned())
+                .filter(|n| {
+                    n.get(..USER_PREFIX.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(USER_PREFIX))
+                }),
+        );
+    }
+    Ok(names)
+}
+
+/// The user IAM finds for `user`, checked to be `oem`'s ([`check_owner`]);
+/// `Ok(false)` when there is none.
+async fn owned_user(iam: &aws_sdk_iam::Client, user: &str, oem: &str) -> anyhow::Result<bool> {
+    let found = match iam.get_user().user_name(user).send().await {
+        Ok(found) => found,
+        Err(e) if is_code(&e, "NoSuchEntity") => return Ok(false),
+        Err(e) => return Err(iam_error(&format!("reading {user}"), e)),
+    };
+    let found = found.user.context("GetUser answered without a user")?;
+    let tags = iam
+        .list_user_tags()
+        .user_name(found.user_name())
+        .send()
+        .await
+        .map_err(|e| iam_error(&format!("reading the tags of {}", found.user_name()), e))?;
+    let tag = tags
+        .tags()
+        .iter()
+        .find(|t| t.key() == OEM_TAG)
+        .map(|t| t.value());
+    check_owner(user, oem, found.user_name(), tag)?;
+    Ok(true)
+}
+
 async fn create(
     iam: &aws_sdk_iam::Client,
     user: &str,
     policy: &str,
     oem: &str,
 ) -> anyhow::Result<()> {
+    if let Some(other) = colliding_user(user, &download_users(iam).await?) {
+        bail!(
+            "OEM id {oem:?} collides with the existing user {other}: IAM user names ignore case, \
+             so {user} would be that user; give this OEM's download credentials another way"
+        );
+    }
     match iam
         .create_user()
         .user_name(user)
         .tags(
             aws_sdk_iam::types::Tag::builder()
-                .key("dpl:oem")
+                .key(OEM_TAG)
                 .value(oem)
                 .build()?,
         )
@@ -278,7 +385,15 @@ async fn create(
     }
 }
 
-async fn refresh(iam: &aws_sdk_iam::Client, user: &str, policy: &str) -> anyhow::Result<()> {
+async fn refresh(
+    iam: &aws_sdk_iam::Client,
+    user: &str,
+    policy: &str,
+    oem: &str,
+) -> anyhow::Result<()> {
+    if !owned_user(iam, user, oem).await? {
+        bail!("{user} does not exist: create it with `dplctl export credentials create`");
+    }
     let old = match access_keys(iam, user).await {
         Ok(keys) => keys,
         Err(e) if format!("{e:#}").contains("NoSuchEntity") => {
@@ -354,7 +469,7 @@ async fn revoke(iam: &aws_sdk_iam::Client, user: &str) -> anyhow::Result<()> {
 
 pub async fn run(command: ExportCommand) -> anyhow::Result<()> {
     let aws = dpl::sdk::load(ATTEMPT_TIMEOUT).await;
-    let layout = Layout::default();
+    let layout = crate::layout()?;
     match command {
         ExportCommand::Credentials { action } => {
             let iam = aws_sdk_iam::Client::new(&aws);
@@ -370,7 +485,7 @@ pub async fn run(command: ExportCommand) -> anyhow::Result<()> {
                     let user = user_name(&args.oem)?;
                     let bucket = bucket_name(args.bucket)?;
                     let policy = read_policy(partition(&region), &bucket, &layout, &args.oem);
-                    refresh(&iam, &user, &policy).await
+                    refresh(&iam, &user, &policy, &args.oem).await
                 }
                 CredentialsAction::Revoke { oem, yes } => {
                     let user = user_name(&oem)?;
@@ -379,6 +494,9 @@ pub async fn run(command: ExportCommand) -> anyhow::Result<()> {
                             "this deletes {user} and its access keys: the OEM's downloads stop; \
                              pass --yes to confirm"
                         );
+                    }
+                    if !owned_user(&iam, &user, &oem).await? {
+                        bail!("{user} does not exist");
                     }
                     revoke(&iam, &user).await?;
                     println!("revoked {user}: access keys, policy and user deleted");
@@ -443,21 +561,25 @@ mod tests {
         let policy: serde_json::Value =
             serde_json::from_str(&read_policy("aws", "b", &Layout::default(), "abcd1234")).unwrap();
         let statements = policy["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 2);
+        assert_eq!(statements.len(), 3);
+        let own = serde_json::json!(["exports/abcd1234/", "exports/abcd1234/*"]);
         assert_eq!(statements[0]["Action"], "s3:ListBucket");
+        assert_eq!(statements[0]["Effect"], "Allow");
         assert_eq!(statements[0]["Resource"], "arn:aws:s3:::b");
+        assert_eq!(statements[0]["Condition"]["StringLike"]["s3:prefix"], own);
+        assert_eq!(statements[1]["Action"], "s3:ListBucket");
+        assert_eq!(statements[1]["Effect"], "Deny");
+        assert_eq!(statements[1]["Resource"], "arn:aws:s3:::b");
         assert_eq!(
-            statements[0]["Condition"]["StringLike"]["s3:prefix"],
-            serde_json::json!(["exports/abcd1234/", "exports/abcd1234/*"])
+            statements[1]["Condition"]["StringNotLike"]["s3:prefix"],
+            own
         );
-        assert_eq!(statements[1]["Action"], "s3:GetObject");
+        assert_eq!(statements[2]["Action"], "s3:GetObject");
+        assert_eq!(statements[2]["Effect"], "Allow");
         assert_eq!(
-            statements[1]["Resource"],
+            statements[2]["Resource"],
             "arn:aws:s3:::b/exports/abcd1234/*"
         );
-        for statement in statements {
-            assert_eq!(statement["Effect"], "Allow");
-        }
     }
 
     #[test]
@@ -498,6 +620,32 @@ mod tests {
             assert!(user_name(bad).is_err(), "{bad:?}");
         }
         assert!(user_name(&"x".repeat(53)).is_ok());
+    }
+
+    #[test]
+    fn oem_ids_differing_only_in_case_collide() {
+        let existing = vec![
+            "dpl-export-abcd1234".to_owned(),
+            "dpl-export-other".to_owned(),
+        ];
+        assert_eq!(
+            colliding_user("dpl-export-ABCD1234", &existing),
+            Some("dpl-export-abcd1234")
+        );
+        assert_eq!(colliding_user("dpl-export-abcd1234", &existing), None);
+        assert_eq!(colliding_user("dpl-export-new", &existing), None);
+    }
+
+    #[test]
+    fn only_the_oems_own_user_is_changed() {
+        let user = "dpl-export-ABCD1234";
+        check_owner(user, "ABCD1234", user, Some("ABCD1234")).unwrap();
+        // IAM found the user by another casing of its name.
+        let other = check_owner(user, "ABCD1234", "dpl-export-abcd1234", Some("abcd1234"));
+        assert!(other.unwrap_err().to_string().contains("ignore case"));
+        let tagged = check_owner(user, "ABCD1234", user, Some("abcd1234"));
+        assert!(tagged.unwrap_err().to_string().contains("another OEM"));
+        assert!(check_owner(user, "ABCD1234", user, None).is_err());
     }
 
     #[test]

@@ -30,6 +30,19 @@ mod replay;
 mod status;
 mod streams;
 
+/// The bucket's layout, read from the same variables as the functions read
+/// (`STAGING_PREFIX`, `EXPORT_PREFIX`, `MANIFEST_PREFIX`,
+/// `QUARANTINE_PREFIX`; unset: `staging`, `exports`, `manifests`,
+/// `quarantine`) with the same checks: with a non-default layout, `dplctl`
+/// reads and writes the keys the functions do.
+pub(crate) fn layout() -> anyhow::Result<Layout> {
+    layout_of(|name| std::env::var(name).ok())
+}
+
+fn layout_of(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Layout> {
+    dpl::export::config::layout_from_lookup(lookup).context("the bucket's prefixes")
+}
+
 /// Per-attempt limit of one S3 call, a 16 MiB part upload included.
 const S3_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -159,7 +172,7 @@ async fn export<S: ObjectStore>(
     hours: &[Timestamp],
     selection: Selection,
 ) -> anyhow::Result<()> {
-    let exporter = Exporter::new(store, Layout::default(), options)?;
+    let exporter = Exporter::new(store, layout()?, options)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .context("progress style")?,
@@ -274,6 +287,29 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layout_is_read_from_the_functions_prefix_variables() {
+        let vars = std::collections::HashMap::from([
+            ("STAGING_PREFIX", "raw/in"),
+            ("EXPORT_PREFIX", "/customers/"),
+            ("MANIFEST_PREFIX", "meta"),
+            ("QUARANTINE_PREFIX", "bad"),
+        ]);
+        let layout = layout_of(|n| vars.get(n).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(
+            (
+                layout.staging.as_str(),
+                layout.exports.as_str(),
+                layout.manifests.as_str(),
+                layout.quarantine.as_str()
+            ),
+            ("raw/in", "customers", "meta", "bad")
+        );
+        assert_eq!(layout_of(|_| None).unwrap(), Layout::default());
+        let nested = layout_of(|n| (n == "EXPORT_PREFIX").then(|| "staging/x".to_owned()));
+        assert!(format!("{:#}", nested.unwrap_err()).contains("EXPORT_PREFIX"));
+    }
 
     fn names(hours: &[Timestamp]) -> Vec<String> {
         hours.iter().map(|h| h.folder_name().to_string()).collect()

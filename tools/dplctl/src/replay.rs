@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dpl::export::keys::HourLabel;
-use dpl::export::Layout;
 use dpl::position::Position;
 use dpl::streams::archive::{Archive, StagingArchive};
 use dpl::streams::delivery::Delivery;
@@ -200,7 +199,7 @@ pub async fn run(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let store = dpl::export::s3::S3Store::from_sdk_config(aws, bucket);
-    let archive = StagingArchive::new(store, Layout::default(), std::env::temp_dir());
+    let archive = StagingArchive::new(store, crate::layout()?, std::env::temp_dir());
     let destinations = crate::delivery::destinations(aws, subscription.transport());
     let replayed = replay(&archive, &destinations, subscription, hours, dry_run).await?;
     print!("{}", summary_text(subscription, hours, &replayed, dry_run));

@@ -346,7 +346,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         statuses.push(subscription_status(subscription, &delivery, now));
     }
     let store = S3Store::from_sdk_config(&aws, bucket);
-    let layout = Layout::default();
+    let layout = crate::layout()?;
     let oems = match &args.oem {
         Some(oem) => vec![oem.clone()],
         None => manifest_oems(&store, &layout).await?,
@@ -421,7 +421,7 @@ mod tests {
                 },
                 credentials: Credentials::AssumeRole {
                     role_arn: "arn:aws:iam::123456789012:role/r".into(),
-                    external_id: None,
+                    external_id: Some("dpl-test".to_owned()),
                 },
                 filters: Filters::all(),
             },

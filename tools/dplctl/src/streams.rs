@@ -149,7 +149,8 @@ pub struct CreateArgs {
     /// Kinesis: a role in the customer's account that we assume.
     #[arg(long)]
     pub role_arn: Option<String>,
-    /// Kinesis, with --role-arn: the external id the role's trust policy requires.
+    /// Kinesis, required with --role-arn: the external id the role's trust
+    /// policy requires (`sts:ExternalId`; docs/streams.md, "Trust policy").
     #[arg(long, requires = "role_arn")]
     pub external_id: Option<String>,
     /// Kinesis: a file (`-` for stdin) holding
@@ -175,6 +176,11 @@ pub struct CreateArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// Kinesis: add "event_id" as the last field of every record's data, so
+    /// that the consumer can deduplicate (default: the vendor's payload,
+    /// byte for byte; event hub messages carry event_id as a property).
+    #[arg(long)]
+    pub event_id_in_payload: bool,
     /// Print the created subscription as JSON.
     #[arg(long)]
     pub json: bool,
@@ -452,6 +458,8 @@ fn plan(args: CreateArgs, id: SubscriptionId, now: Timestamp) -> anyhow::Result<
     if args.disabled {
         subscription.status = Status::Disabled;
     }
+    subscription.event_id_in_payload = args.event_id_in_payload;
+    subscription.validate()?;
     let secret = if let Some(file) = &args.access_key_file {
         let keys = AccessKeys::parse(&read_secret(file, "--access-key-file")?)?;
         Some((name, keys.to_secret()))
@@ -623,6 +631,16 @@ fn show_text(s: &Subscription, delivery: &Delivery, now: Timestamp) -> String {
             lines.push(("hub", hub.clone()));
         }
     }
+    if s.transport() == Transport::Kinesis {
+        lines.push((
+            "payload",
+            if s.event_id_in_payload {
+                "vendor payload + event_id".to_owned()
+            } else {
+                "vendor payload".to_owned()
+            },
+        ));
+    }
     lines.push(("credentials", s.credentials.kind().to_owned()));
     match &s.credentials {
         Credentials::AssumeRole {
@@ -784,12 +802,31 @@ mod tests {
             ARN,
             "--role-arn",
             ROLE,
+            "--external-id",
+            "dpl-x1",
             "--disabled",
         ])
         .unwrap();
         assert!(plan.secret.is_none());
         assert_eq!(plan.subscription.status, Status::Disabled);
         assert_eq!(plan.subscription.id.to_string(), "sub-0000000000000007");
+    }
+
+    #[test]
+    fn the_event_id_in_the_payload_is_opt_in_and_kinesis_only() {
+        let kinesis = [
+            "--transport",
+            "kinesis",
+            "--stream-arn",
+            ARN,
+            "--role-arn",
+            ROLE,
+            "--external-id",
+            "dpl-x1",
+        ];
+        assert!(!plan_of(&kinesis).unwrap().subscription.event_id_in_payload);
+        let opted = [&kinesis[..], &["--event-id-in-payload"]].concat();
+        assert!(plan_of(&opted).unwrap().subscription.event_id_in_payload);
     }
 
     #[test]
@@ -845,6 +882,17 @@ mod tests {
                 "exactly one of",
             ),
             (
+                &[
+                    "--transport",
+                    "kinesis",
+                    "--stream-arn",
+                    ARN,
+                    "--role-arn",
+                    ROLE,
+                ],
+                "external_id is required",
+            ),
+            (
                 &["--transport", "azure"],
                 "transport `azure` is not kinesis or eventhubs",
             ),
@@ -881,6 +929,8 @@ mod tests {
             ARN,
             "--role-arn",
             ROLE,
+            "--external-id",
+            "dpl-x1",
         ])
         .unwrap();
         let mut long = plan.subscription.clone();

@@ -10,10 +10,20 @@
 //! (moto's runtime form of `INITIAL_NO_AUTH_ACTION_COUNT`). The shared
 //! server of `with-moto.sh`, which other tests use, is left alone.
 //!
+//! OEM ids that differ only in case would share one IAM user (IAM user
+//! names ignore case): the second `create` is refused, and `refresh` does
+//! not touch a user tagged for another OEM.
+//!
 //! `export url` is checked before enforcement: moto answers a pre-signed
-//! GET with a 500 while enforcing. Moto does not evaluate the `s3:prefix` condition of `ListBucket` (it
-//! denies every conditioned statement), so listing is checked on the policy
-//! document only (`credentials::tests` in the binary), not here.
+//! GET with a 500 while enforcing. Listing: moto (5.2) evaluates only
+//! `StringEquals` conditions and takes any other operator as met
+//! (`moto/iam/policy_conditions.py`), so it cannot tell prefixes apart: the
+//! policy's `ListNothingElse` deny (`StringNotLike` on `s3:prefix`) is what
+//! makes it refuse `ListBucket` on another OEM's prefix here (without that
+//! statement moto allows it), and it refuses the OEM's own prefix as well,
+//! which AWS allows. So the test checks here that another OEM's prefix and
+//! the whole bucket cannot be listed; that the own prefix can is checked
+//! on the policy document (`credentials::tests` in the binary).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -151,6 +161,28 @@ fn key_of(stdout: &str) -> (String, String) {
             .to_owned()
     };
     (field("access key id:"), field("secret access key:"))
+}
+
+/// The keys `ListObjectsV2` shows under `prefix`, or the error.
+async fn list(port: u16, (id, secret): (&str, &str), prefix: &str) -> Result<Vec<String>, String> {
+    let client = s3(&sdk(port, id, secret).await);
+    match client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+    {
+        Ok(listed) => Ok(listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()),
+        Err(error) => Err(format!(
+            "{}",
+            aws_sdk_s3::error::DisplayErrorContext(&error)
+        )),
+    }
 }
 
 async fn read(port: u16, (id, secret): (&str, &str), key: &str) -> Result<String, String> {
@@ -316,6 +348,62 @@ async fn oem_credentials_read_their_own_exports_only() {
     let b = (b_id.as_str(), b_secret.as_str());
     assert_eq!(read(port, b, &file_b).await.unwrap(), "b,row\n");
     assert!(read(port, b, &file_a).await.is_err());
+
+    // Neither lists the other's prefix, nor the whole bucket.
+    for (who, other) in [(a, "exports/oemb5678/"), (b, "exports/oema1234/")] {
+        for prefix in [other, "", "exports/", "staging/"] {
+            let refused = list(port, who, prefix).await.unwrap_err();
+            assert!(refused.contains("AccessDenied"), "{prefix}: {refused}");
+        }
+    }
+    assert!(list(port, operator, "exports/").await.unwrap().len() == 2);
+
+    // An OEM id differing from oema1234 only in case would be the same IAM
+    // user: refused, and oema1234's user is untouched.
+    let upper = dplctl(
+        port,
+        operator,
+        &["credentials", "create", "--oem", "OEMA1234"],
+    );
+    assert!(
+        !upper.ok
+            && upper
+                .stderr
+                .contains("collides with the existing user dpl-export-oema1234"),
+        "{}{}",
+        upper.stdout,
+        upper.stderr
+    );
+    assert_eq!(read(port, a, &file_a).await.unwrap(), "a,row\n");
+
+    // A user IAM finds for an OEM but tagged for another is not changed.
+    let operator_aws = sdk(port, operator.0, operator.1).await;
+    let operator_iam = aws_sdk_iam::Client::new(&operator_aws);
+    operator_iam
+        .create_user()
+        .user_name("dpl-export-oemc9999")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("dpl:oem")
+                .value("OEMC9999")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for action in ["refresh", "revoke"] {
+        let mut args = vec!["credentials", action, "--oem", "oemc9999"];
+        if action == "revoke" {
+            args.push("--yes");
+        }
+        let run = dplctl(port, operator, &args);
+        assert!(
+            !run.ok && run.stderr.contains("another OEM's user"),
+            "{action}: {}",
+            run.stderr
+        );
+    }
 
     // refresh: the new key works, the old one no longer.
     let refreshed = dplctl(

@@ -89,6 +89,8 @@ fn create_subscription(table: &str, oem: &str, stream: &str, extra: &[&str]) -> 
         &arn,
         "--role-arn",
         ROLE_ARN,
+        "--external-id",
+        "dpl-test",
         "--json",
     ];
     args.extend_from_slice(extra);

@@ -89,3 +89,28 @@ fn the_concurrency_pattern_allows_exactly_what_the_functions_take() {
     }
     assert!(!pattern.is_match("01") && !pattern.is_match("abc"));
 }
+
+#[test]
+fn the_default_customer_role_pattern_is_a_name_prefix_and_role_star_is_refused() {
+    let p = &parameters()["CustomerRoleArnPattern"];
+    let default = p["Default"].as_str().unwrap();
+    assert_eq!(default, "arn:aws:iam::*:role/dpl-delivery-*");
+    let pattern = regex_lite::Regex::new(p["AllowedPattern"].as_str().unwrap()).unwrap();
+    for allowed in [
+        default,
+        "arn:aws:iam::210987654321:role/dpl-delivery-*",
+        "arn:aws:iam::210987654321:role/dpl-delivery-writer",
+        "arn:aws-cn:iam::*:role/streams/dpl-*",
+    ] {
+        assert!(pattern.is_match(allowed), "{allowed} refused");
+    }
+    for refused in [
+        "arn:aws:iam::*:role/*",
+        "*",
+        "arn:aws:iam::*:*",
+        "arn:aws:iam::123:role/x",
+        "arn:aws:iam::*:role/a*b*",
+    ] {
+        assert!(!pattern.is_match(refused), "{refused} allowed");
+    }
+}

@@ -336,6 +336,8 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
             "kinesis",
             "--role-arn",
             ROLE_ARN,
+            "--external-id",
+            "dpl-test",
         ]
         .map(str::to_owned)
         .to_vec();
@@ -427,6 +429,8 @@ async fn streams_crud_on_the_emulator_never_prints_a_secret() {
                 STREAM_ARN,
                 "--role-arn",
                 ROLE_ARN,
+                "--external-id",
+                "dpl-test",
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -585,7 +589,7 @@ async fn health_updates_never_clobber_configuration() {
             },
             credentials: Credentials::AssumeRole {
                 role_arn: ROLE_ARN.to_owned(),
-                external_id: None,
+                external_id: Some("dpl-test".to_owned()),
             },
             filters: Filters::all(),
         },

@@ -8,7 +8,7 @@
 //!
 //! | check                                                         | answer |
 //! |---------------------------------------------------------------|--------|
-//! | faults on cue ([`Fault`]; [`LocalEventHubs::go_down`]: 503 until [`LocalEventHubs::come_back`]) | 503 ServerBusy / 503 / 500 / 401 / 403 |
+//! | faults on cue ([`Fault`]; [`LocalEventHubs::go_down`]: 503 until [`LocalEventHubs::come_back`]) | 503 ServerBusy (body: ServerBusy, 50002) / 503 throttled (body: 50002) / 503 / 500 / 401 / 403 |
 //! | (after every check below) a batch holding an event refused on cue ([`LocalEventHubs::refuse_event`]) | its status, e.g. 413 |
 //! | method `POST`                                                 | 405    |
 //! | path `/{namespace}/{hub}/messages` of a known hub             | 404    |
@@ -122,8 +122,13 @@ impl FromStr for HubKey {
 /// A failure to answer on cue, instead of checking the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// 503 with reason and body naming ServerBusy (throttling).
+    /// 503 whose body names ServerBusy and its code 50002 (throttling),
+    /// as Azure answers: only the body tells it from other 503s, the
+    /// reason phrase is the standard "Service Unavailable".
     ServerBusy,
+    /// 503 whose body gives only the throttling error code, 50002 ("Error
+    /// code : 50002"), without the word ServerBusy.
+    Throttled,
     /// 503 without ServerBusy (service unavailable, e.g. an update).
     Unavailable,
     /// 500 internal error.
@@ -319,7 +324,12 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             Fault::ServerBusy => answer(
                 state,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "ServerBusy: the request was terminated because the namespace is being throttled. (50002)",
+                "ServerBusy: The request was terminated because the namespace is being throttled. Error code : 50002. Please wait 4 seconds and try again.",
+            ),
+            Fault::Throttled => answer(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The request was terminated because the entity is being throttled. Error code : 50002. Sub error: 102. Please wait 4 seconds and try again.",
             ),
             Fault::Unavailable => answer(
                 state,

@@ -145,6 +145,29 @@ async fn server_busy_and_500_answers_are_read_as_such() {
     assert_eq!(sender.send_batch(body()).await, Ok(()));
 }
 
+/// Azure says throttling in the body of a 503 (ServerBusy, error code
+/// 50002); the reason phrase is the standard one. Either mark in the body
+/// is ServerBusy; a 503 with neither is not.
+#[tokio::test]
+async fn server_busy_is_read_from_the_503_body_by_name_or_error_code() {
+    let local = endpoint().await;
+    local.fail_next(1, Fault::Throttled);
+    local.fail_next(1, Fault::ServerBusy);
+    local.fail_next(1, Fault::Unavailable);
+    let sender = sender(&local, KEY);
+    let body = || bytes::Bytes::from_static(br#"[{"Body":"x"}]"#);
+    for server_busy in [true, true, false] {
+        assert_eq!(
+            sender.send_batch(body()).await,
+            Err(SendError::Status {
+                status: 503,
+                server_busy
+            })
+        );
+    }
+    assert_eq!(local.answers(), vec![503, 503, 503]);
+}
+
 #[tokio::test]
 async fn server_busy_is_not_retried_before_four_seconds() {
     let local = endpoint().await;

@@ -35,6 +35,7 @@ pub mod attr {
     pub const ROLE_ARN: &str = "role_arn";
     /// S, `assume_role` only, optional.
     pub const EXTERNAL_ID: &str = "external_id";
+    pub const EVENT_ID_IN_PAYLOAD: &str = "event_id_in_payload";
     /// S, the two secret kinds: the Secrets Manager secret's ARN or name.
     pub const SECRET_ID: &str = "secret_id";
     /// S `*`, or SS (never empty: DynamoDB has no empty sets, and neither
@@ -111,6 +112,9 @@ pub fn to_item(subscription: &Subscription) -> Item {
     put(attr::MODELS, selection_value(&filters.models));
     put(attr::PROPERTIES, selection_value(&filters.properties));
     put(attr::DSNS, selection_value(&filters.dsns));
+    if subscription.event_id_in_payload {
+        put(attr::EVENT_ID_IN_PAYLOAD, AttributeValue::Bool(true));
+    }
     put(attr::STATUS, s(subscription.status.as_str()));
     put(attr::CREATED_AT, n(subscription.created_at.millis()));
     let health = &subscription.health;
@@ -247,6 +251,11 @@ pub fn from_item(item: &Item) -> Result<Subscription, SubscriptionStoreError> {
         created_at: r
             .opt_time(attr::CREATED_AT)?
             .ok_or_else(|| r.error("created_at is missing"))?,
+        event_id_in_payload: match item.get(attr::EVENT_ID_IN_PAYLOAD) {
+            None => false,
+            Some(AttributeValue::Bool(on)) => *on,
+            Some(_) => return Err(r.error("event_id_in_payload is not a BOOL")),
+        },
     };
     subscription.validate().map_err(|e| r.error(e))?;
     Ok(subscription)

@@ -167,7 +167,7 @@ pub(crate) mod fixtures {
                 },
                 credentials: Credentials::AssumeRole {
                     role_arn: "arn:aws:iam::123456789012:role/writer".to_owned(),
-                    external_id: None,
+                    external_id: Some("dpl-test".to_owned()),
                 },
                 filters: Filters::all(),
             },

@@ -1,5 +1,12 @@
 //! How a subscription authenticates to its destination ([`Credentials`]):
 //! an assumed role, or the id of a Secrets Manager secret, never its value.
+//!
+//! An assumed role always carries an external id: without one, anyone who
+//! can create a subscription could point us at any role that trusts our
+//! stream function (the confused-deputy problem; IAM User Guide, "The
+//! confused deputy problem": "use an external ID ... in the role's trust
+//! policy"). The customer's trust policy requires it with the
+//! `sts:ExternalId` condition (`docs/streams.md`, "Trust policy").
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +23,9 @@ pub const EXTERNAL_ID_LEN: std::ops::RangeInclusive<usize> = 2..=1224;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Credentials {
-    /// Kinesis: assume a role in the customer's account.
+    /// Kinesis: assume a role in the customer's account. `external_id` is
+    /// required ([`Credentials::validate_for`]); it is an `Option` so that
+    /// an item stored without one still reads, and is then refused by name.
     AssumeRole {
         role_arn: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,12 +86,22 @@ impl Credentials {
                 external_id,
             } => {
                 validate_role_arn(role_arn)?;
-                external_id.as_deref().map_or(Ok(()), validate_external_id)
+                validate_external_id(required_external_id(external_id.as_deref())?)
             }
             Credentials::AccessKeySecret { secret_id }
             | Credentials::ConnectionStringSecret { secret_id } => validate_secret_id(secret_id),
         }
     }
+}
+
+/// The external id of an assumed role, or the error naming the field when
+/// there is none (see the module docs).
+pub fn required_external_id(external_id: Option<&str>) -> Result<&str, SubscriptionError> {
+    external_id.ok_or(SubscriptionError::Required {
+        field: "external_id",
+        reason: "an assumed role needs the external id its trust policy requires \
+                 (sts:ExternalId), so that no one can make us assume a role that is not theirs",
+    })
 }
 
 /// See [`EXTERNAL_ID_LEN`].
@@ -123,6 +142,53 @@ mod tests {
     use super::*;
     use crate::streams::subscription::fixtures::{at, kinesis, spec, ROLE};
     use crate::streams::subscription::{Destination, Subscription, SubscriptionId};
+
+    #[test]
+    fn an_assumed_role_without_external_id_is_refused_naming_the_field() {
+        let mut spec = spec();
+        spec.credentials = Credentials::AssumeRole {
+            role_arn: ROLE.to_owned(),
+            external_id: None,
+        };
+        let error =
+            Subscription::new(SubscriptionId::from_bits(1), spec.clone(), at(0)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SubscriptionError::Required {
+                    field: "external_id",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("external_id is required"),
+            "{error}"
+        );
+        // A stored item without one reads, and is refused when validated.
+        let mut stored = serde_json::to_value(
+            Subscription::new(
+                SubscriptionId::from_bits(1),
+                super::super::fixtures::spec(),
+                at(0),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        stored["credentials"]
+            .as_object_mut()
+            .unwrap()
+            .remove("external_id");
+        let read: Subscription = serde_json::from_value(stored).unwrap();
+        assert!(read.validate().is_err());
+        // With one it is accepted.
+        spec.credentials = Credentials::AssumeRole {
+            role_arn: ROLE.to_owned(),
+            external_id: Some("dpl-0dfc7900".to_owned()),
+        };
+        Subscription::new(SubscriptionId::from_bits(1), spec, at(0)).unwrap();
+    }
 
     #[test]
     fn credentials_must_fit_the_transport() {

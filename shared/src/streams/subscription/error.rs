@@ -32,6 +32,11 @@ pub enum SubscriptionError {
     },
     #[error("{field} is empty")]
     Empty { field: &'static str },
+    #[error("{field} is required: {reason}")]
+    Required {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error("{field} is {len} characters long: at most {max}")]
     TooLong {
         field: &'static str,

@@ -32,7 +32,7 @@ pub use arn::{
     validate_role_arn, ArnError, KinesisStreamArn, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN,
     MAX_STREAM_NAME_LEN, PARTITIONS,
 };
-pub use credentials::{validate_external_id, Credentials, EXTERNAL_ID_LEN};
+pub use credentials::{required_external_id, validate_external_id, Credentials, EXTERNAL_ID_LEN};
 pub use destination::Destination;
 pub use error::SubscriptionError;
 pub use eventhubs_names::{validate_hub, validate_namespace, MAX_HUB_LEN, NAMESPACE_LEN};
@@ -93,6 +93,13 @@ pub struct Subscription {
     pub status: Status,
     pub health: Health,
     pub created_at: Timestamp,
+    /// Kinesis only, opt-in: the record data carries `"event_id"` as its
+    /// last field, so that a consumer can deduplicate (Kinesis records have
+    /// no properties to carry it beside the data). Off by default: the data
+    /// is then the vendor's payload byte for byte. Event Hubs messages
+    /// always carry it as a user property instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub event_id_in_payload: bool,
 }
 
 impl Subscription {
@@ -113,6 +120,7 @@ impl Subscription {
             status: Status::Enabled,
             health: Health::default(),
             created_at,
+            event_id_in_payload: false,
         };
         subscription.validate()?;
         Ok(subscription)
@@ -138,6 +146,14 @@ impl Subscription {
         validate_text("description", &self.description, MAX_DESCRIPTION_LEN, false)?;
         self.destination.validate()?;
         self.credentials.validate_for(self.transport())?;
+        if self.event_id_in_payload && self.transport() != Transport::Kinesis {
+            return Err(SubscriptionError::Invalid {
+                field: "event_id_in_payload",
+                value: "true".to_owned(),
+                reason: "is for Kinesis only: Event Hubs messages carry event_id as a user \
+                         property",
+            });
+        }
         self.filters.validate()
     }
 }
