@@ -122,7 +122,10 @@ fn export_reads_and_writes_under_the_configured_prefixes() {
         csv.starts_with("customers/csv/0dfc7900/datapoint/"),
         "{csv}"
     );
-    let mut expected = vec![csv.clone(), manifest, staging];
+    // The customer's manifest copy follows the export prefix.
+    let customer_manifest = layout.customer_manifest_key(&partition);
+    assert!(customer_manifest.starts_with("customers/csv/0dfc7900/_manifests/"));
+    let mut expected = vec![csv.clone(), manifest, customer_manifest, staging];
     expected.sort();
     let found: Vec<String> = files(dir.path())
         .into_iter()
