@@ -4,8 +4,8 @@
 Reads every staged `.ndjson.gz` object of one hour (the layout of
 docs/export.md: STAGING/{hour}/{oem}/{type}/*.ndjson.gz) and writes, per
 (oem, type), the same headerless CSV as dpl::export: same columns
-(docs/csv-format.md), rows ordered by (event time, event id), each event id
-once. Prints one line: rows, CSV bytes, wall time, peak RSS of this process.
+(docs/csv-format.md), rows ordered by (event time, stream order, event
+id), each event id once. Prints one line: rows, CSV bytes, wall time, peak RSS of this process.
 
 Usage: duckdb_export.py STAGING_HOUR_DIR OUT_DIR THREADS
 """
@@ -125,17 +125,31 @@ def export(con, files, kind, out):
     listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     select = ",\n  ".join(f"{c} AS c{i}" for i, c in enumerate(cells))
     # Same semantics as dpl::export: order by (event time to the
-    # millisecond, event id), one row per event id.
+    # millisecond, stream order, event id), one row per event id. The
+    # stream order's sequence number (up to 40 digits, more than HUGEINT
+    # holds) sorts as a number by its length, then its digits; records
+    # without a stream order come first, as Rust's None < Some.
     sql = f"""
 COPY (
   SELECT {select}
   FROM read_ndjson({listing}, compression = 'gzip', format = 'newline_delimited',
-                   columns = {{'dpl_event': '{struct}', 'event_id': 'VARCHAR'}}) AS e
+                   columns = {{'dpl_event': '{struct}', 'event_id': 'VARCHAR',
+                              'stream_order': 'STRUCT(sequence_number VARCHAR, index UTINYINT)'}}) AS e
   QUALIFY row_number() OVER (PARTITION BY e.event_id) = 1
-  ORDER BY epoch_ms(({event_time})::TIMESTAMPTZ), e.event_id
+  ORDER BY epoch_ms(({event_time})::TIMESTAMPTZ),
+           length(e.stream_order.sequence_number) NULLS FIRST,
+           e.stream_order.sequence_number NULLS FIRST,
+           e.stream_order.index NULLS FIRST,
+           e.event_id
 ) TO '{out}' (FORMAT CSV, HEADER false, DELIMITER ',', QUOTE '"', ESCAPE '"', NULLSTR '')
 """
     return con.execute(sql).fetchone()[0]
+
+
+def cpu_seconds():
+    # User and system CPU of this process, all threads (DuckDB's included).
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -145,6 +159,7 @@ def main():
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     rows = 0
     size = 0
     for oem in sorted(os.listdir(hour_dir)):
@@ -158,9 +173,10 @@ def main():
             rows += export(con, files, kind, out)
             size += os.path.getsize(out)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"duckdb {duckdb.__version__} threads={threads}: {rows} rows, {size / 1e6:.1f} MB CSV "
-          f"in {seconds:.2f} s: {rows / seconds:.0f} rows/s, {size / 1e6 / seconds:.1f} MB/s, "
+          f"in {seconds:.2f} s ({cpu:.2f} CPU s, {rows / cpu:.0f} rows per CPU s): {rows / seconds:.0f} rows/s, {size / 1e6 / seconds:.1f} MB/s, "
           f"peak RSS {peak_mib:.0f} MiB")
 
 

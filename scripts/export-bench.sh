@@ -10,7 +10,8 @@
 # Peak memory: VmHWM for ours, ru_maxrss of the python process for DuckDB.
 set -euo pipefail
 
-DUCKDB_VERSION=1.1.3
+# The newest DuckDB on PyPI when this was last measured (pip index versions duckdb).
+DUCKDB_VERSION=2.0.1
 HOUR=2020-08-28-09
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"

@@ -55,8 +55,33 @@ pub fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU seconds this process has used so far, user and system, all threads
+/// (`getrusage(RUSAGE_SELF)`): the work a benchmark did, which other load
+/// on the machine does not inflate the way it does wall time.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one struct rusage, zero-initialised here.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = super::cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(std::hint::black_box(x) != 1);
+        assert!(super::cpu_seconds() > before);
+    }
+
     #[test]
     fn the_resident_peak_is_read_on_linux() {
         if cfg!(target_os = "linux") {

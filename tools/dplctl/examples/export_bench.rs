@@ -1,8 +1,10 @@
 //! Hourly export benchmark (run by hand, release build):
-//!   cargo run --release -p dplctl --example export_bench -- 1000000 [JOBS]
-//! (JOBS: partitions exported at once; default one per CPU). Generates N staged events of the six types (the seed's examples with
-//! varied ids and times) once under target/export-bench/N/, then exports
-//! the hour through the same driver as the Lambda (local directory store)
+//!   cargo run --release -p dplctl --example export_bench -- 1000000 [JOBS|profile]
+//! (JOBS: partitions exported at once; default one per CPU). Generates N
+//! staged events of the six types (the seed's examples with varied devices,
+//! ids, users, values, texts and times, and stream orders) once under
+//! target/export-bench/N/, then exports the hour through the same driver as
+//! the Lambda (local directory store)
 //! and prints rows/s, MB/s, the process's peak memory (VmHWM) and the peak
 //! of live heap bytes (a counting allocator), which tells the memory the
 //! export holds from what the allocator keeps mapped.
@@ -13,6 +15,7 @@ use std::time::Instant;
 use dpl::export::staging::{sort_rows, StagingWriter};
 use dpl::export::{BatchRange, DirStore, ExportOptions, Exporter, Layout, Partition, Selection};
 use dpl::measure::{self, Counting};
+use dpl::record::{StreamOrder, StreamSequence};
 use dpl::{DeviceEvent, DplRecord, EventId, Timestamp};
 
 /// Staging objects per partition (one per simulated event-store batch).
@@ -43,6 +46,73 @@ fn at(event: &DeviceEvent, time: Timestamp) -> DeviceEvent {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Devices of the generated fleet.
+const DEVICES: u64 = 100_000;
+const PROPERTIES: [&str; 5] = [
+    "Blue_LED",
+    "Green_LED",
+    "fan_speed",
+    "temp_set",
+    "status_msg",
+];
+const MODELS: [&str; 3] = ["ledevb", "linuxevb", "airpurifier"];
+
+/// Event `i` of `template`'s type: its own device, ids, user, values and
+/// texts (not the seed's example cycled: values vary as a fleet's do, so
+/// compression, parsing and encoding see realistic data).
+fn vary(template: &DeviceEvent, i: u64) -> DeviceEvent {
+    fn walk(value: &mut serde_json::Value, i: u64) {
+        use serde_json::Value;
+        let Value::Object(map) = value else { return };
+        for (name, field) in map.iter_mut() {
+            let uuid = |salt: u64| {
+                let x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+                format!(
+                    "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                    x >> 32,
+                    x & 0xffff,
+                    (x >> 16) & 0xfff,
+                    (x >> 40) & 0xfff,
+                    x.rotate_left(17) & 0xffff_ffff_ffff
+                )
+            };
+            match (name.as_str(), &*field) {
+                ("dsn", _) => *field = Value::from(format!("AC000W{:09}", i % DEVICES)),
+                ("oem_model", _) => *field = Value::from(MODELS[(i % 3) as usize]),
+                ("property_name" | "display_name", _) => {
+                    *field = Value::from(PROPERTIES[(i % 5) as usize])
+                }
+                ("id", _) => *field = Value::from(uuid(1)),
+                ("ack_id", _) => *field = Value::from(uuid(2)),
+                ("user_uuid", Value::String(_)) => *field = Value::from(uuid(3)),
+                ("status", Value::String(_)) => {
+                    *field = Value::from(if i % 2 == 0 { "Online" } else { "Offline" })
+                }
+                ("value", Value::String(_)) => *field = Value::from((i % 2).to_string()),
+                ("value", Value::Number(_)) => *field = Value::from(i % 2),
+                ("ack_status", _) => *field = Value::from(if i % 7 == 0 { 400 } else { 200 }),
+                ("ack_message", _) => *field = Value::from(i % 5),
+                ("ip", _) => {
+                    *field = Value::from(format!("10.{}.{}.{}", i % 250, (i / 250) % 250, i % 199))
+                }
+                ("lat", _) => {
+                    *field = Value::from(format!("{:>10.6}", (i % 180_000) as f64 / 1_000.0 - 90.0))
+                }
+                ("long", _) => {
+                    *field = Value::from(format!("{:.6}", (i % 360_000) as f64 / 1_000.0 - 180.0))
+                }
+                ("registration_type", _) => {
+                    *field = Value::from(["Same-LAN", "AP-Mode", "Dsn"][(i % 3) as usize])
+                }
+                _ => walk(field, i),
+            }
+        }
+    }
+    let mut value = serde_json::to_value(template).unwrap();
+    walk(&mut value, i);
+    serde_json::from_value(value).expect("a varied event is an event")
+}
+
 fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
     let layout = Layout::default();
     let seeds: Vec<DeviceEvent> = [
@@ -68,12 +138,18 @@ fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
                 .step_by(OBJECTS_PER_PARTITION as usize)
                 .map(|i| DplRecord {
                     dpl_event: at(
-                        template,
+                        &vary(template, i),
                         Timestamp::from_millis(hour.millis() + (i as i64 * 7919) % 3_600 * 1_000)
                             .unwrap(),
                     ),
                     event_id: EventId::derive(&format!("{t}-{i}"), template.event_type()),
-                    stream_order: None,
+                    // A twin stream record's sequence number (21 to 40 digits).
+                    stream_order: Some(StreamOrder {
+                        sequence_number: StreamSequence::from(
+                            44_215_845_000_000_000_017_450_439_091_u128 + u128::from(i),
+                        ),
+                        index: 0,
+                    }),
                 })
                 .collect();
             sort_rows(&mut rows);
@@ -101,6 +177,113 @@ fn generate(root: &std::path::Path, n: u64, hour: Timestamp) {
     }
 }
 
+/// Where one core's time goes on the whole hour: each stage run alone over
+/// every staging file, single-threaded, each adding one step to the one
+/// before (so a stage's cost is its time minus the previous one's).
+fn profile(root: &std::path::Path) {
+    use std::io::Read;
+
+    use dpl::export::encode::CsvParts;
+    use dpl::export::local::open_all;
+    use dpl::export::merge::Merge;
+    use dpl::export::staging::gzip_reader;
+
+    let mut partitions: Vec<Vec<PathBuf>> = Vec::new();
+    for oem in std::fs::read_dir(root.join("staging/2020-08-28-09")).unwrap() {
+        for kind in std::fs::read_dir(oem.unwrap().path()).unwrap() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(kind.unwrap().path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            partitions.push(files);
+        }
+    }
+    let files: Vec<&PathBuf> = partitions.iter().flatten().collect();
+    let stage = |name: &str, run: &dyn Fn() -> u64, previous: f64| -> f64 {
+        let started = Instant::now();
+        let count = run();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "profile {name:<32} {seconds:>7.2} s cumulative, {:>6.2} s for this step ({count})",
+            seconds - previous
+        );
+        seconds
+    };
+    let read = stage(
+        "read files",
+        &|| {
+            files
+                .iter()
+                .map(|f| std::fs::read(f).unwrap().len() as u64)
+                .sum()
+        },
+        0.0,
+    );
+    let gunzip = stage(
+        "+ gunzip",
+        &|| {
+            files
+                .iter()
+                .map(|f| {
+                    let mut out = Vec::new();
+                    flate2::read::MultiGzDecoder::new(std::fs::File::open(f).unwrap())
+                        .read_to_end(&mut out)
+                        .unwrap();
+                    out.len() as u64
+                })
+                .sum()
+        },
+        read,
+    );
+    let parse = stage(
+        "+ parse JSON records",
+        &|| {
+            files
+                .iter()
+                .map(|f| {
+                    gzip_reader(std::io::BufReader::new(std::fs::File::open(f).unwrap()))
+                        .map(|r| r.unwrap())
+                        .count() as u64
+                })
+                .sum()
+        },
+        gunzip,
+    );
+    let merge = stage(
+        "+ k-way merge per partition",
+        &|| {
+            partitions
+                .iter()
+                .map(|files| {
+                    Merge::new(open_all(files).unwrap())
+                        .map(|r| r.unwrap())
+                        .count() as u64
+                })
+                .sum()
+        },
+        parse,
+    );
+    stage(
+        "+ CSV encode and checksum",
+        &|| {
+            partitions
+                .iter()
+                .map(|files| {
+                    let rows = Merge::new(open_all(files).unwrap());
+                    let mut csv = CsvParts::new(rows, 16 * 1024 * 1024);
+                    let mut bytes = 0;
+                    while let Some(part) = csv.next_part().unwrap() {
+                        bytes += part.len() as u64;
+                    }
+                    bytes
+                })
+                .sum()
+        },
+        merge,
+    );
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     dpl::export::alloc::map_parts_separately();
@@ -115,6 +298,9 @@ async fn main() {
         eprintln!("generating {n} staged events under {}", root.display());
         generate(&root, n, hour);
     }
+    if std::env::args().nth(2).as_deref() == Some("profile") {
+        return profile(&root);
+    }
     let _ = std::fs::remove_dir_all(root.join("exports"));
     let _ = std::fs::remove_dir_all(root.join("manifests"));
     let mut options = ExportOptions::default();
@@ -124,6 +310,7 @@ async fn main() {
     let jobs = options.concurrency;
     let exporter = Exporter::new(DirStore::new(&root), Layout::default(), options).unwrap();
     measure::start_peak();
+    let cpu_before = measure::cpu_seconds();
     let started = Instant::now();
     let outcomes = exporter
         .run(
@@ -138,6 +325,7 @@ async fn main() {
         .await
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = measure::cpu_seconds() - cpu_before;
     let (mut rows, mut bytes) = (0, 0);
     for outcome in outcomes {
         match outcome {
@@ -149,8 +337,9 @@ async fn main() {
         }
     }
     println!(
-        "dpl export jobs={jobs}: {rows} rows, {:.1} MB CSV in {seconds:.2} s: {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB, peak heap {:.1} MiB",
+        "dpl export jobs={jobs}: {rows} rows, {:.1} MB CSV in {seconds:.2} s ({cpu:.2} CPU s, {:.0} rows per CPU s): {:.0} rows/s, {:.1} MB/s, VmHWM {} MiB, peak heap {:.1} MiB",
         bytes as f64 / 1e6,
+        rows as f64 / cpu,
         rows as f64 / seconds,
         bytes as f64 / 1e6 / seconds,
         measure::vm_hwm_kib().unwrap_or(0) / 1024,
