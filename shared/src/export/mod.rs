@@ -15,6 +15,7 @@
 //! - [`run`]: the driver ([`run::Exporter`]);
 //! - `s3` (feature `s3`): the port's adapter for `aws_sdk_s3::Client`.
 
+pub mod access;
 pub mod config;
 pub mod encode;
 pub mod keys;
