@@ -31,6 +31,9 @@ pub struct Config {
     /// For dead letters whose payload was too large to keep (redrive).
     pub dpl_stream: String,
     pub download_url_expiry: Duration,
+    /// [`dpl::export::access::BOUNDARY_VAR`]: the permissions boundary of
+    /// download users.
+    pub export_user_boundary: Option<String>,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             storage: StorageConfig::from_lookup(&lookup)?,
             dpl_stream: value(&lookup, DPL_STREAM_VAR).unwrap_or_default(),
             download_url_expiry: Duration::from_secs(seconds),
+            export_user_boundary: value(&lookup, dpl::export::access::BOUNDARY_VAR),
         })
     }
 }

@@ -77,7 +77,8 @@ impl Services {
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(aws), &config.state_table),
             state_table: config.state_table.clone(),
             secrets: SecretsManager::from_sdk_config(aws),
-            access: ExportAccess::from_sdk_config(aws),
+            access: ExportAccess::from_sdk_config(aws)
+                .with_boundary(config.export_user_boundary.clone()),
             s3: S3Store::from_sdk_config(aws, &config.storage.bucket),
             storage: config.storage.clone(),
             aws_partition: access::partition(&region),

@@ -139,10 +139,27 @@ impl Fixture {
             .send()
             .await
             .unwrap();
+        // Download users are bounded by a managed policy, as deployed (moto
+        // keeps no boundary of users: tests/boundary.rs checks the request).
+        let boundary = aws_sdk_iam::Client::new(&aws)
+            .create_policy()
+            .policy_name(format!("dpl-export-boundary-{n}"))
+            .policy_document(
+                r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Action": "s3:GetObject", "Resource": "*"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap()
+            .arn
+            .unwrap();
         let vars = [
             ("SUBSCRIPTIONS_TABLE", table.as_str()),
             ("DELIVERY_STATE_TABLE", state_table.as_str()),
             ("BUCKET", bucket.as_str()),
+            ("EXPORT_USER_BOUNDARY_ARN", boundary.as_str()),
         ];
         let config = Config::from_lookup(|name| {
             vars.iter()

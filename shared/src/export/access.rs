@@ -28,6 +28,10 @@ pub const POLICY_NAME: &str = "dpl-export-read";
 /// quotas": access keys assigned to an IAM user, 2).
 pub const MAX_ACCESS_KEYS: usize = 2;
 
+/// The managed policy every download user is bounded by (optional; the
+/// deployed API sets it, `template.yaml` `ExportUserBoundary`).
+pub const BOUNDARY_VAR: &str = "EXPORT_USER_BOUNDARY_ARN";
+
 /// Longest lifetime of a pre-signed URL signed with SigV4: 7 days (Amazon S3
 /// User Guide, "Sharing objects with presigned URLs").
 pub const MAX_URL_SECONDS: u64 = 7 * 24 * 3600;
@@ -159,11 +163,25 @@ mod iam {
     #[derive(Clone, Debug)]
     pub struct ExportAccess {
         iam: aws_sdk_iam::Client,
+        boundary: Option<String>,
     }
 
     impl ExportAccess {
         pub fn new(iam: aws_sdk_iam::Client) -> Self {
-            Self { iam }
+            Self {
+                iam,
+                boundary: None,
+            }
+        }
+
+        /// Users are created with this permissions boundary (a managed
+        /// policy's ARN): whatever their inline policy says, they can do
+        /// no more than it allows. The deployed API may create users only
+        /// with it (`template.yaml`, `ExportUserBoundary`), so that its
+        /// IAM rights cannot be turned into wider ones.
+        pub fn with_boundary(mut self, boundary: Option<String>) -> Self {
+            self.boundary = boundary;
+            self
         }
 
         pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
@@ -241,6 +259,7 @@ mod iam {
                 .create_user()
                 .user_name(user)
                 .tags(tag)
+                .set_permissions_boundary(self.boundary.clone())
                 .send()
                 .await
             {

@@ -154,7 +154,10 @@ pub async fn run(command: ExportCommand) -> anyhow::Result<()> {
     let layout = Layout::default();
     match command {
         ExportCommand::Credentials { action } => {
-            let iam = ExportAccess::from_sdk_config(&aws);
+            let boundary = std::env::var(access::BOUNDARY_VAR)
+                .ok()
+                .filter(|b| !b.trim().is_empty());
+            let iam = ExportAccess::from_sdk_config(&aws).with_boundary(boundary);
             let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
             match action {
                 CredentialsAction::Create(args) => {
