@@ -29,6 +29,11 @@ pub enum AuthMode {
     Jwt { claim: String },
     /// The OEM is the name of the caller's IAM role past this prefix.
     Iam { role_prefix: String },
+    /// Local runs only (`cargo lambda watch`, `make demo`): no API Gateway
+    /// in front, so the function checks the bearer token itself, an HS256
+    /// JWT signed with this secret ([`dev`]), then reads `claim` as
+    /// [`AuthMode::Jwt`] does. The template never selects it.
+    DevHs256 { claim: String, secret: String },
 }
 
 /// The caller: the OEM whose streams, exports and credentials it may see.
@@ -44,6 +49,12 @@ pub fn caller(
     now_seconds: i64,
 ) -> Result<Caller, ApiError> {
     let oem_id = match mode {
+        AuthMode::DevHs256 { .. } => {
+            return Err(ApiError::unauthenticated(
+                "unauthenticated",
+                "no bearer token in the request",
+            ))
+        }
         AuthMode::Jwt { claim } => {
             let claims = authorizer
                 .and_then(|a| a.jwt.as_ref())
@@ -104,6 +115,135 @@ pub fn caller(
         ApiError::forbidden("invalid_claim", "the token's OEM id is not a valid OEM id")
     })?;
     Ok(Caller { oem_id })
+}
+
+/// The caller of a local request whose `Authorization` header is
+/// `header` ([`AuthMode::DevHs256`]); other modes read the authorizer.
+pub fn dev_caller(
+    claim: &str,
+    secret: &str,
+    header: Option<&str>,
+    now_seconds: i64,
+) -> Result<Caller, ApiError> {
+    let token = header
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::unauthenticated("unauthenticated", "no bearer token in the request")
+        })?;
+    let claims = dev::verify(secret, token.trim())?;
+    let authorizer: ApiGatewayRequestAuthorizer =
+        serde_json::from_value(serde_json::json!({"jwt": {"claims": claims}}))
+            .map_err(|_| ApiError::unauthenticated("invalid_token", "the token's claims"))?;
+    caller(
+        &AuthMode::Jwt {
+            claim: claim.to_owned(),
+        },
+        Some(&authorizer),
+        now_seconds,
+    )
+}
+
+/// HS256 JWTs (RFC 7519 with an HMAC-SHA256 JWS, RFC 7515) for local runs:
+/// [`dev::mint`] makes the demo's tokens, [`dev::verify`] checks them.
+/// Claims come out as strings, as API Gateway passes them.
+pub mod dev {
+    use std::collections::HashMap;
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    use crate::error::ApiError;
+
+    fn sign(secret: &str, input: &str) -> Vec<u8> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+        mac.update(input.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// A token with `claims` (a JSON object), signed with `secret`.
+    pub fn mint(secret: &str, claims: &serde_json::Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        let signature = URL_SAFE_NO_PAD.encode(sign(secret, &input));
+        format!("{input}.{signature}")
+    }
+
+    /// The claims of `token` if `secret` signed it (HS256 only).
+    pub fn verify(secret: &str, token: &str) -> Result<HashMap<String, String>, ApiError> {
+        let bad =
+            |why: &str| ApiError::unauthenticated("invalid_token", format!("the token {why}"));
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("is not a JWT (three base64url parts)"));
+        };
+        let header: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or_else(|| bad("header is not base64url JSON"))?;
+        if header["alg"] != "HS256" {
+            return Err(bad("is not signed with HS256"));
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| bad("signature is not base64url"))?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+        mac.update(format!("{}.{payload}", token.split('.').next().unwrap_or_default()).as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| bad("signature does not verify"))?;
+        let claims: serde_json::Map<String, serde_json::Value> = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or_else(|| bad("payload is not a base64url JSON object"))?;
+        Ok(claims
+            .into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, text)
+            })
+            .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tokens_verify_with_their_secret_only() {
+            let token = mint(
+                "s3cret-s3cret-s3cret-s3cret-s3cret",
+                &serde_json::json!({"oem_id": "a1", "exp": 5}),
+            );
+            let claims = verify("s3cret-s3cret-s3cret-s3cret-s3cret", &token).unwrap();
+            assert_eq!(
+                (claims["oem_id"].as_str(), claims["exp"].as_str()),
+                ("a1", "5")
+            );
+            assert_eq!(
+                verify("another-secret", &token).unwrap_err().code,
+                "invalid_token"
+            );
+            let mut forged: Vec<&str> = token.split('.').collect();
+            let other = mint("x", &serde_json::json!({"oem_id": "b2", "exp": 5}));
+            forged[1] = other.split('.').nth(1).unwrap();
+            assert!(verify("s3cret-s3cret-s3cret-s3cret-s3cret", &forged.join(".")).is_err());
+            assert!(verify("s", "a.b").is_err());
+        }
+    }
 }
 
 /// `abcd1234` of `arn:aws:sts::123456789012:assumed-role/dpl-oem-abcd1234/s`.

@@ -14,6 +14,10 @@ pub const OEM_CLAIM_VAR: &str = "OEM_CLAIM";
 pub const IAM_ROLE_PREFIX_VAR: &str = "IAM_ROLE_PREFIX";
 /// How long a download URL works, in seconds (default 300, at most 3600).
 pub const DOWNLOAD_URL_SECONDS_VAR: &str = "DOWNLOAD_URL_SECONDS";
+/// With `AUTH_MODE=dev-hs256` (local runs): the HS256 secret of the tokens.
+pub const DEV_JWT_SECRET_VAR: &str = "DEV_JWT_SECRET";
+/// An HS256 key as long as the hash (RFC 7518, section 3.2).
+pub const MIN_DEV_SECRET_LEN: usize = 32;
 pub const SUBSCRIPTIONS_TABLE_VAR: &str = "SUBSCRIPTIONS_TABLE";
 pub const DELIVERY_STATE_TABLE_VAR: &str = dpl::streams::function::DELIVERY_STATE_TABLE_VAR;
 pub const DPL_STREAM_VAR: &str = dpl::streams::function::DPL_STREAM_VAR;
@@ -46,6 +50,22 @@ impl Config {
             None | Some("jwt") => AuthMode::Jwt {
                 claim: value(&lookup, OEM_CLAIM_VAR).unwrap_or_else(|| "oem_id".into()),
             },
+            // Local runs only (docs/api.md, "Local runs"): the template
+            // allows jwt and iam alone.
+            Some("dev-hs256") => {
+                let secret = value(&lookup, DEV_JWT_SECRET_VAR).unwrap_or_default();
+                if secret.len() < MIN_DEV_SECRET_LEN {
+                    return Err(ConfigError::Invalid {
+                        name: DEV_JWT_SECRET_VAR,
+                        value: "(not shown)".into(),
+                        reason: "at least 32 characters",
+                    });
+                }
+                AuthMode::DevHs256 {
+                    claim: value(&lookup, OEM_CLAIM_VAR).unwrap_or_else(|| "oem_id".into()),
+                    secret,
+                }
+            }
             Some("iam") => AuthMode::Iam {
                 role_prefix: value(&lookup, IAM_ROLE_PREFIX_VAR)
                     .unwrap_or_else(|| "dpl-oem-".into()),
@@ -54,7 +74,7 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     name: AUTH_MODE_VAR,
                     value: other.into(),
-                    reason: "jwt or iam",
+                    reason: "jwt, iam (or dev-hs256 for local runs)",
                 })
             }
         };

@@ -16,7 +16,7 @@ use dpl::streams::subscription::{Subscription, SubscriptionId};
 use dpl::Timestamp;
 use serde_json::Value;
 
-use crate::auth::{caller, AuthMode, Caller};
+use crate::auth::{caller, dev_caller, AuthMode, Caller};
 use crate::error::ApiError;
 use crate::routes::{route, Route};
 use crate::services::Services;
@@ -33,11 +33,20 @@ pub fn scope(
     request: &ApiGatewayV2httpRequest,
     now_seconds: i64,
 ) -> Result<(Caller, Route), ApiError> {
-    let caller = caller(
-        auth,
-        request.request_context.authorizer.as_ref(),
-        now_seconds,
-    )?;
+    let caller = match auth {
+        AuthMode::DevHs256 { claim, secret } => {
+            let header = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            dev_caller(claim, secret, header, now_seconds)?
+        }
+        _ => caller(
+            auth,
+            request.request_context.authorizer.as_ref(),
+            now_seconds,
+        )?,
+    };
     let route = route(request.request_context.http.method.as_str(), &path(request))?;
     Ok((caller, route))
 }
@@ -167,6 +176,14 @@ impl Api {
         let now = Timestamp::now();
         let method = request.request_context.http.method.to_string();
         let path = path(&request);
+        // The console's pages need no token: they hold no data, and ask
+        // the API (with the token) for everything they show.
+        if method == "GET" {
+            if let Some(asset) = crate::console::asset(&path) {
+                tracing::info!(method = %method, path = %path, status = 200, "console");
+                return crate::console::respond(asset);
+            }
+        }
         let (status, body, oem) = match scope(&self.auth, &request, now.millis() / 1000) {
             Err(error) => (error.status, error.body(), None),
             Ok((caller, route)) => {
@@ -229,6 +246,76 @@ mod tests {
         assert_eq!(e.code, "route_not_found");
         let (caller, route) = scope(&jwt(), &request("GET", "/streams", Some(claims)), 0).unwrap();
         assert_eq!((caller.oem_id.as_str(), route), ("a1", Route::ListStreams));
+    }
+
+    #[test]
+    fn locally_the_bearer_token_itself_is_checked() {
+        let secret = "a-local-secret-of-at-least-32-chars";
+        let auth = AuthMode::DevHs256 {
+            claim: "oem_id".into(),
+            secret: secret.into(),
+        };
+        let mut r = request("GET", "/streams", None);
+        assert_eq!(scope(&auth, &r, 0).unwrap_err().code, "unauthenticated");
+        let token =
+            crate::auth::dev::mint(secret, &serde_json::json!({"oem_id": "a1", "exp": 100}));
+        r.headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        assert_eq!(scope(&auth, &r, 0).unwrap().0.oem_id, "a1");
+        assert_eq!(scope(&auth, &r, 100).unwrap_err().code, "token_expired");
+        let forged = crate::auth::dev::mint(
+            "another-secret",
+            &serde_json::json!({"oem_id": "a1", "exp": 100}),
+        );
+        r.headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {forged}")).unwrap(),
+        );
+        assert_eq!(scope(&auth, &r, 0).unwrap_err().code, "invalid_token");
+        // Claims put in the request context by a caller are not trusted.
+        let mut r = request(
+            "GET",
+            "/streams",
+            Some(serde_json::json!({"oem_id": "a1", "exp": "100"})),
+        );
+        r.headers.remove("authorization");
+        assert_eq!(scope(&auth, &r, 0).unwrap_err().code, "unauthenticated");
+    }
+
+    #[tokio::test]
+    async fn the_console_is_served_without_a_token_and_the_api_is_not() {
+        // No AWS call is made: clients are built, never used.
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let config = crate::Config::from_lookup(|name| match name {
+            "SUBSCRIPTIONS_TABLE" | "DELIVERY_STATE_TABLE" | "BUCKET" => Some("x".into()),
+            _ => None,
+        })
+        .unwrap();
+        let api = Api {
+            auth: jwt(),
+            services: Services::new(&aws, &config),
+        };
+        let page = api.handle(request("GET", "/", None)).await;
+        assert_eq!(page.status_code, 200);
+        assert!(page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let script = api.handle(request("GET", "/console/app.js", None)).await;
+        assert_eq!(script.status_code, 200);
+        for (method, path) in [
+            ("GET", "/streams"),
+            ("POST", "/"),
+            ("GET", "/console/nope.js"),
+        ] {
+            let refused = api.handle(request(method, path, None)).await;
+            assert_eq!(refused.status_code, 401, "{method} {path}");
+        }
     }
 
     #[test]

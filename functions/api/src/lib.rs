@@ -6,10 +6,12 @@
 //! - [`routes`]: method and path to a [`routes::Route`] (pure);
 //! - [`handler`]: scoping and rendering (pure), and [`handler::Api`];
 //! - [`services`]: the routes' work on AWS, through `dpl`;
-//! - [`config`]: the environment, read once.
+//! - [`config`]: the environment, read once;
+//! - [`console`]: the web console's static pages, served by the same function.
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod handler;
 pub mod routes;

@@ -95,10 +95,29 @@ fn the_http_api_needs_the_jwt_authorizer_of_the_parameters_or_iam() {
     ] {
         assert!(schemes.contains(expected), "{expected} not in {schemes}");
     }
-    // Every route is behind the authorizer: the only path is the proxy,
-    // and its security is never empty.
+    // Every API route is behind the authorizer: the proxy, whose security
+    // is never empty; only the console's static files (GET) need no token,
+    // and are exactly the files the function serves.
     let paths = body["paths"].as_mapping().unwrap();
-    assert_eq!(paths.len(), 1);
+    let mut open: Vec<&str> = Vec::new();
+    for (path, item) in paths {
+        let path = path.as_str().unwrap();
+        if path == "/{proxy+}" {
+            continue;
+        }
+        let item = item.as_mapping().unwrap();
+        assert_eq!(item.len(), 1, "{path}: GET only");
+        assert_eq!(yaml(&body["paths"][path]["get"]["security"]).trim(), "[]");
+        open.push(path);
+    }
+    assert_eq!(open, ["/", "/console/{file}"]);
+    for (served, _) in api::console::ASSETS {
+        let fits = served == "/"
+            || served
+                .strip_prefix("/console/")
+                .is_some_and(|f| !f.contains('/'));
+        assert!(fits, "{served} is not reachable without a token");
+    }
     let any = &body["paths"]["/{proxy+}"]["x-amazon-apigateway-any-method"];
     let security = yaml(&any["security"]);
     assert!(
