@@ -82,6 +82,11 @@ fn the_http_api_needs_the_jwt_authorizer_of_the_parameters_or_iam() {
         yaml(&t["Conditions"]["UseJwtAuth"]).trim(),
         "!Equals\n- !Ref 'ApiAuthorization'\n- JWT".replace('\'', "")
     );
+    let rule = yaml(&t["Rules"]["JwtAuthNeedsIssuerAndAudience"]);
+    assert!(
+        rule.contains("ApiJwtIssuer") && rule.contains("ApiJwtAudience"),
+        "{rule}"
+    );
     let api = &t["Resources"]["OemApi"];
     assert_eq!(api["Type"], "AWS::Serverless::HttpApi");
     let body = &api["Properties"]["DefinitionBody"];
