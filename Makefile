@@ -26,7 +26,7 @@ build: ## Lambda zips of every function (arm64; ARCH=x86_64 for x86), sizes chec
 bench: ## run every bench (criterion, delivery at distance, outage drills) against a local moto
 	scripts/with-moto.sh cargo bench --workspace
 
-demo: ## simulated fleet through every function on a private moto; DEMO_ARGS="--devices 200 --hours 3"
+demo: ## simulated fleet through every function on a private moto, then the OEM console's URL and tokens; DEMO_ARGS="--devices 200 --hours 3", DEMO_ARGS=--serve keeps the console up
 	scripts/with-moto.sh cargo run --quiet -p demo -- $(DEMO_ARGS)
 
 emulator: ## local AWS on 127.0.0.1:5555 for cargo lambda watch/invoke (Ctrl-C stops it)

@@ -42,6 +42,7 @@ pub mod position;
 pub mod record;
 #[cfg(any(feature = "aws", feature = "s3", feature = "streams"))]
 pub mod sdk;
+pub mod status;
 pub mod streams;
 pub mod time;
 pub mod twin;

@@ -21,6 +21,7 @@
 //! - [`alloc`]: the allocator setting of an exporting process;
 //! - `s3` (feature `s3`): the port's adapter for `aws_sdk_s3::Client`.
 
+pub mod access;
 pub mod alloc;
 pub mod config;
 pub mod encode;

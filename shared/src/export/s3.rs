@@ -8,7 +8,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
+use super::keys::HourLabel;
 use super::store::{ObjectInfo, ObjectStore, StoreError, UploadedPart};
+use super::{Layout, Manifest};
+use crate::csv::export_name;
+use crate::{EventType, Timestamp};
 
 /// An S3 bucket as an [`ObjectStore`].
 #[derive(Clone, Debug)]
@@ -260,4 +264,138 @@ impl ObjectStore for S3Store {
             .map_err(|e| service("abort_upload", key, e))?;
         Ok(())
     }
+}
+
+// Reading the export's manifests and handing out its files: `dplctl status`
+// and `dplctl export url`, and the HTTP API's `/status` and `/exports`.
+
+/// The OEMs that have manifests: the common prefixes under `manifests/`.
+pub async fn manifest_oems(store: &S3Store, layout: &Layout) -> Result<Vec<String>, StoreError> {
+    let prefix = format!("{}/", layout.manifests);
+    let mut pages = store
+        .client()
+        .list_objects_v2()
+        .bucket(store.bucket())
+        .prefix(&prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    let mut oems = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| StoreError::service("list", &prefix, DisplayErrorContext(&e)))?;
+        oems.extend(page.common_prefixes().iter().filter_map(|p| {
+            p.prefix()?
+                .strip_prefix(&prefix)?
+                .strip_suffix('/')
+                .map(str::to_owned)
+        }));
+    }
+    Ok(oems)
+}
+
+/// The manifests of `oem` from `first` on: one listing per type, starting
+/// after the keys of earlier hours, then one GET per manifest.
+pub async fn manifests_since(
+    store: &S3Store,
+    layout: &Layout,
+    oem: &str,
+    first: Timestamp,
+) -> Result<Vec<Manifest>, StoreError> {
+    let mut manifests = Vec::new();
+    for event_type in EventType::ALL {
+        let prefix = format!("{}/{oem}/{}/", layout.manifests, export_name(event_type));
+        // `{prefix}{hour}` sorts just before `{prefix}{hour}.json`.
+        let start_after = format!("{prefix}{}", HourLabel(first));
+        let mut pages = store
+            .client()
+            .list_objects_v2()
+            .bucket(store.bucket())
+            .prefix(&prefix)
+            .start_after(&start_after)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StoreError::service("list", &prefix, DisplayErrorContext(&e)))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let body = store
+                    .client()
+                    .get_object()
+                    .bucket(store.bucket())
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::service("get", key, DisplayErrorContext(&e)))?
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| StoreError::service("get", key, e))?
+                    .into_bytes();
+                manifests.push(
+                    Manifest::from_json(key, &body)
+                        .map_err(|e| StoreError::service("parse", key, e))?,
+                );
+            }
+        }
+    }
+    Ok(manifests)
+}
+
+/// Why a download URL was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("no export file s3://{bucket}/{key}: nothing exported for that hour")]
+    NotExported { bucket: String, key: String },
+    #[error("s3://{bucket}/{key}: {message}")]
+    Service {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// A pre-signed HTTPS GET of the export file at `key`, valid `expires_in`
+/// (at most [`MAX_URL_SECONDS`](super::access::MAX_URL_SECONDS)), signed
+/// with the store's own credentials; [`UrlError::NotExported`] when there is
+/// no such file.
+pub async fn presigned_url(
+    store: &S3Store,
+    key: &str,
+    expires_in: std::time::Duration,
+) -> Result<String, UrlError> {
+    let bucket = store.bucket().to_owned();
+    let failed = |message: String| UrlError::Service {
+        bucket: bucket.clone(),
+        key: key.to_owned(),
+        message,
+    };
+    let head = store
+        .client()
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await;
+    if let Err(error) = head {
+        if error.as_service_error().is_some_and(|e| e.is_not_found()) {
+            return Err(UrlError::NotExported {
+                bucket: bucket.clone(),
+                key: key.to_owned(),
+            });
+        }
+        return Err(failed(DisplayErrorContext(&error).to_string()));
+    }
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+        .map_err(|e| failed(e.to_string()))?;
+    let presigned = store
+        .client()
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .presigned(config)
+        .await
+        .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+    Ok(presigned.uri().to_owned())
 }

@@ -57,11 +57,22 @@ pub mod live;
 #[cfg(feature = "streams")]
 pub mod local;
 #[cfg(feature = "streams")]
+pub mod manage;
+#[cfg(all(
+    feature = "streams",
+    feature = "aws",
+    feature = "eventhubs",
+    feature = "s3"
+))]
+pub mod operate;
+#[cfg(feature = "streams")]
 pub mod queue;
 #[cfg(feature = "streams")]
 pub mod reader;
 #[cfg(feature = "streams")]
 pub mod redrive;
+#[cfg(feature = "streams")]
+pub mod request;
 #[cfg(feature = "streams")]
 pub mod secrets;
 #[cfg(feature = "streams")]

@@ -13,8 +13,10 @@
 //!   retries, on-failure queue); [`functions`]: the handlers behind it;
 //! - [`pipeline`]: one run, start to end; [`report`]: what it printed;
 //!   [`pretty`]: JSON laid out in its own key order; [`output`]: what it
-//!   left on disk.
+//!   left on disk; [`console`]: the OEM console (`functions/api`) on the
+//!   emulator, with a token per example OEM.
 
+pub mod console;
 pub mod customers;
 pub mod esm;
 pub mod fleet;

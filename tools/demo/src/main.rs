@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use demo::console::Console;
 use demo::pipeline::{self, Options, Progress};
 use demo::stack::Stack;
 use demo::{output, report};
@@ -36,6 +37,12 @@ struct Cli {
     /// (emptied first) [default: target/demo in the repository].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Keep the OEM console running after the report, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Run as the `api` function (the console starts the demo so).
+    #[arg(long = "api-function", hide = true)]
+    api_function: bool,
 }
 
 struct Bar(ProgressBar);
@@ -68,7 +75,17 @@ impl Bar {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    if cli.api_function {
+        return match api::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("demo: the api function failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -105,6 +122,19 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         .await
         .context("the pipeline ran, but the report failed")?;
     println!("{report}");
+    let exe = std::env::current_exe().context("the demo's own binary")?;
+    let console = Console::start(&Stack::repo_root(), &outcome.stack, &exe)
+        .await
+        .context("the pipeline ran, but the console did not start")?;
+    let seen = console.check().await.context("the console")?;
+    println!("{}", console.text(&seen));
+    if cli.serve {
+        println!("Serving the console until Ctrl-C ...");
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+    }
+    drop(console);
     let expected = outcome.fleet.expected_count();
     if outcome.dpl_records.len() != expected || outcome.given_up() > 0 || outcome.dead_letters > 0 {
         eprintln!(

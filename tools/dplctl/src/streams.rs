@@ -13,17 +13,14 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use dpl::streams::cursor::{Cursor, CursorState};
 use dpl::streams::dead_letter::DeadLetter;
-use dpl::streams::secrets::{
-    check_connection_string, secret_name, AccessKeys, SecretStore, SecretString, SecretsManager,
-    MAX_SECRET_BYTES,
-};
+use dpl::streams::manage;
+use dpl::streams::request::{CreateError, CreatePlan, CreateRequest, Naming};
+use dpl::streams::secrets::{SecretString, SecretsManager, MAX_SECRET_BYTES};
 use dpl::streams::state::{DeliveryState, DynamoState};
 use dpl::streams::store::{DynamoSubscriptions, Listing, SubscriptionStore};
-use dpl::streams::subscription::{
-    Credentials, Destination, Filters, Selection, Status, Subscription, SubscriptionId,
-    SubscriptionSpec, Transport,
-};
+use dpl::streams::subscription::{Credentials, Destination, Status, Subscription, SubscriptionId};
 use dpl::streams::summary::{duration_text, DeliverySummary};
+use dpl::streams::Transport;
 use dpl::Timestamp;
 
 /// Where the table name comes from when `--table` is not given.
@@ -110,7 +107,7 @@ pub enum StreamsCommand {
         #[arg(long)]
         dry_run: bool,
         /// The bucket holding the staging objects (default: $BUCKET).
-        /// Staging is kept `StagingRetentionDays` (365 by default): older
+        /// Staging is kept `StagingRetentionDays` (3 by default): older
         /// hours have nothing to replay.
         #[arg(long)]
         bucket: Option<String>,
@@ -382,100 +379,34 @@ struct Plan {
 }
 
 /// Builds and checks everything `create` will write, reading the secret
-/// material from its file; makes no call.
+/// material from its file; makes no call. The checks are
+/// [`dpl::streams::request::plan`]'s, shared with the HTTP API.
 fn plan(args: CreateArgs, id: SubscriptionId, now: Timestamp) -> anyhow::Result<Plan> {
-    let transport: Transport = args.transport.parse()?;
-    let destination = match transport {
-        Transport::Kinesis => {
-            if args.namespace.is_some() || args.hub.is_some() {
-                bail!("--namespace and --hub are for --transport eventhubs");
-            }
-            let arn = args
-                .stream_arn
-                .as_deref()
-                .context("--transport kinesis needs --stream-arn")?;
-            Destination::Kinesis {
-                stream_arn: arn.parse().map_err(dpl::streams::SubscriptionError::from)?,
-            }
-        }
-        Transport::EventHubs => {
-            if args.stream_arn.is_some() {
-                bail!("--stream-arn is for --transport kinesis");
-            }
-            Destination::EventHubs {
-                namespace: args
-                    .namespace
-                    .clone()
-                    .context("--transport eventhubs needs --namespace")?,
-                hub: args
-                    .hub
-                    .clone()
-                    .context("--transport eventhubs needs --hub")?,
-            }
-        }
-    };
-    let name = secret_name(&id);
-    let given = [
-        args.role_arn.is_some(),
-        args.access_key_file.is_some(),
-        args.connection_string_file.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        bail!(
-            "give exactly one of --role-arn or --access-key-file (kinesis), \
-             --connection-string-file (eventhubs)"
-        );
-    }
-    let credentials = if let Some(role_arn) = &args.role_arn {
-        Credentials::AssumeRole {
-            role_arn: role_arn.clone(),
-            external_id: args.external_id.clone(),
-        }
-    } else if args.access_key_file.is_some() {
-        Credentials::AccessKeySecret {
-            secret_id: name.clone(),
-        }
-    } else {
-        Credentials::ConnectionStringSecret {
-            secret_id: name.clone(),
-        }
-    };
-    let filters = Filters {
-        event_types: Selection::parse_event_types(&args.event_types)?,
-        models: Selection::parse_names("models", &args.models)?,
-        properties: Selection::parse_names("properties", &args.properties)?,
-        dsns: Selection::parse_names("dsns", &args.dsns)?,
-    };
-    let spec = SubscriptionSpec {
+    let request = CreateRequest {
         oem_id: args.oem,
         name: args.name,
         description: args.description,
-        destination,
-        credentials,
-        filters,
+        transport: args.transport,
+        stream_arn: args.stream_arn,
+        namespace: args.namespace,
+        hub: args.hub,
+        role_arn: args.role_arn,
+        external_id: args.external_id,
+        access_key: args.access_key_file,
+        connection_string: args.connection_string_file,
+        event_types: args.event_types,
+        models: args.models,
+        properties: args.properties,
+        dsns: args.dsns,
+        disabled: args.disabled,
+        event_id_in_payload: args.event_id_in_payload,
     };
-    let mut subscription = Subscription::new(id, spec, now)?;
-    if args.disabled {
-        subscription.status = Status::Disabled;
-    }
-    subscription.event_id_in_payload = args.event_id_in_payload;
-    subscription.validate()?;
-    let secret = if let Some(file) = &args.access_key_file {
-        let keys = AccessKeys::parse(&read_secret(file, "--access-key-file")?)?;
-        Some((name, keys.to_secret()))
-    } else if let Some(file) = &args.connection_string_file {
-        let text = read_secret(file, "--connection-string-file")?;
-        let value = SecretString::new(text.expose().trim());
-        if let Destination::EventHubs { namespace, hub } = &subscription.destination {
-            check_connection_string(&value, namespace, hub)?;
-        }
-        Some((name, value))
-    } else {
-        None
-    };
+    let planned = dpl::streams::request::plan(request, id, now, Naming::Flags, |field, path| {
+        read_secret(&path, field.flag()).map_err(|e| CreateError::new(field, format!("{e:#}")))
+    })?;
     Ok(Plan {
-        subscription,
-        secret,
+        subscription: planned.subscription,
+        secret: planned.secret,
         json: args.json,
     })
 }
@@ -505,38 +436,15 @@ fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<SecretStrin
 
 async fn create(clients: &Clients, plan: Plan) -> anyhow::Result<()> {
     let Plan {
-        mut subscription,
+        subscription,
         secret,
         json,
     } = plan;
-    let mut stored_secret = None;
-    if let Some((name, value)) = secret {
-        let arn = clients
-            .secrets
-            .put(&name, &value)
-            .await
-            .context("storing the secret")?;
-        match &mut subscription.credentials {
-            Credentials::AccessKeySecret { secret_id }
-            | Credentials::ConnectionStringSecret { secret_id } => *secret_id = arn.clone(),
-            Credentials::AssumeRole { .. } => {}
-        }
-        stored_secret = Some(arn);
-    }
-    if let Err(error) = clients.store.create(&subscription).await {
-        let Some(arn) = stored_secret else {
-            return Err(error).context("storing the subscription");
-        };
-        return match clients.secrets.delete(&arn).await {
-            Ok(()) => Err(error).context(format!(
-                "storing the subscription (its secret {arn} was deleted again)"
-            )),
-            Err(cleanup) => Err(error).context(format!(
-                "storing the subscription; deleting its secret {arn} failed too ({cleanup}): \
-                 delete it by hand"
-            )),
-        };
-    }
+    let plan = CreatePlan {
+        subscription,
+        secret,
+    };
+    let subscription = manage::create(&clients.store, &clients.secrets, plan).await?;
     if subscription.status == Status::Enabled {
         eprintln!("created {}", subscription.id);
     } else {
@@ -553,26 +461,22 @@ async fn create(clients: &Clients, plan: Plan) -> anyhow::Result<()> {
 
 async fn delete(clients: &Clients, subscription: &Subscription) -> anyhow::Result<()> {
     let id = &subscription.id;
-    clients.store.delete(id).await?;
-    // Its delivery state goes too: a later subscription never inherits it.
-    let forgotten = clients.state()?.forget(id).await.with_context(|| {
-        format!("subscription {id} deleted, but not its cursors and dead letters")
-    })?;
-    if forgotten > 0 {
-        println!("removed {id}'s {forgotten} cursors and dead letters");
+    let deleted = manage::delete(
+        &clients.store,
+        clients.state()?,
+        &clients.secrets,
+        subscription,
+    )
+    .await?;
+    if deleted.forgotten > 0 {
+        println!(
+            "removed {id}'s {} cursors and dead letters",
+            deleted.forgotten
+        );
     }
-    if let Some(secret) = subscription.credentials.secret_id() {
-        match clients.secrets.delete(secret).await {
-            Ok(()) | Err(dpl::streams::secrets::SecretError::NotFound(_)) => {}
-            Err(e) => {
-                return Err(e).context(format!(
-                    "subscription {id} deleted, but not its secret {secret}: delete it by hand"
-                ))
-            }
-        }
-        println!("deleted {id} and its secret {secret}");
-    } else {
-        println!("deleted {id}");
+    match deleted.secret {
+        Some(secret) => println!("deleted {id} and its secret {secret}"),
+        None => println!("deleted {id}"),
     }
     Ok(())
 }
@@ -830,6 +734,22 @@ mod tests {
     }
 
     #[test]
+    fn a_role_without_an_external_id_is_refused() {
+        let error = plan_of(&[
+            "--transport",
+            "kinesis",
+            "--stream-arn",
+            ARN,
+            "--role-arn",
+            ROLE,
+        ])
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(error.contains("external_id is required"), "{error}");
+    }
+
+    #[test]
     fn flags_that_do_not_fit_the_transport_are_refused() {
         let cases: &[(&[&str], &str)] = &[
             (
@@ -880,17 +800,6 @@ mod tests {
                     "-",
                 ],
                 "exactly one of",
-            ),
-            (
-                &[
-                    "--transport",
-                    "kinesis",
-                    "--stream-arn",
-                    ARN,
-                    "--role-arn",
-                    ROLE,
-                ],
-                "external_id is required",
             ),
             (
                 &["--transport", "azure"],

@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::item::{attr, from_item, n, s, to_item};
+use super::item::{attr, from_item, n, s, selection_value, to_item};
 use super::{sort, Listing, SubscriptionStore, SubscriptionStoreError};
 use crate::streams::subscription::{truncate_message, Status, Subscription, SubscriptionId};
 use crate::time::Timestamp;
@@ -203,6 +203,49 @@ impl SubscriptionStore for DynamoSubscriptions {
                 Err(SubscriptionStoreError::NotFound(id.clone()))
             }
             Err(e) => Err(service("set_status", id.as_str(), e)),
+        }
+    }
+
+    async fn update_details(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<(), SubscriptionStoreError> {
+        let id = &subscription.id;
+        let filters = &subscription.filters;
+        let mut update = "SET #name = :name, #et = :et, #models = :models, #props = :props, \
+                          #dsns = :dsns"
+            .to_owned();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::ID, s(id.as_str()))
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#name", attr::NAME)
+            .expression_attribute_names("#et", attr::EVENT_TYPES)
+            .expression_attribute_names("#models", attr::MODELS)
+            .expression_attribute_names("#props", attr::PROPERTIES)
+            .expression_attribute_names("#dsns", attr::DSNS)
+            .expression_attribute_names("#desc", attr::DESCRIPTION)
+            .expression_attribute_values(":name", s(&subscription.name))
+            .expression_attribute_values(":et", selection_value(&filters.event_types))
+            .expression_attribute_values(":models", selection_value(&filters.models))
+            .expression_attribute_values(":props", selection_value(&filters.properties))
+            .expression_attribute_values(":dsns", selection_value(&filters.dsns));
+        // The item has no description attribute when it is empty (`to_item`).
+        if subscription.description.is_empty() {
+            update.push_str(" REMOVE #desc");
+        } else {
+            update.push_str(", #desc = :desc");
+            request = request.expression_attribute_values(":desc", s(&subscription.description));
+        }
+        match request.update_expression(update).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(SubscriptionStoreError::NotFound(id.clone()))
+            }
+            Err(e) => Err(service("update_details", id.as_str(), e)),
         }
     }
 

@@ -66,7 +66,7 @@ pub(super) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn selection_value<T: ToString>(selection: &Selection<T>) -> AttributeValue {
+pub(super) fn selection_value<T: ToString>(selection: &Selection<T>) -> AttributeValue {
     match selection {
         Selection::All => s("*"),
         Selection::Only(items) => AttributeValue::Ss(items.iter().map(T::to_string).collect()),

@@ -118,6 +118,17 @@ impl SubscriptionStore for InMemorySubscriptions {
         self.update(id, |s| s.status = status)
     }
 
+    async fn update_details(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<(), SubscriptionStoreError> {
+        self.update(&subscription.id, |stored| {
+            stored.name = subscription.name.clone();
+            stored.description = subscription.description.clone();
+            stored.filters = subscription.filters.clone();
+        })
+    }
+
     async fn delete(&self, id: &SubscriptionId) -> Result<(), SubscriptionStoreError> {
         self.lock()
             .subscriptions

@@ -106,6 +106,14 @@ pub trait SubscriptionStore {
         status: Status,
     ) -> impl Future<Output = Result<(), SubscriptionStoreError>> + Send;
 
+    /// Replaces the name, the description and the filters of a stored
+    /// subscription with `subscription`'s (nothing else: status and health
+    /// are the stream functions' and the operators'); `NotFound` if absent.
+    fn update_details(
+        &self,
+        subscription: &Subscription,
+    ) -> impl Future<Output = Result<(), SubscriptionStoreError>> + Send;
+
     /// Deletes the item (not its secret); `NotFound` if absent.
     fn delete(
         &self,
