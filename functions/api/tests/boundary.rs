@@ -6,6 +6,7 @@
 
 use aws_sdk_iam::operation::create_access_key::CreateAccessKeyOutput;
 use aws_sdk_iam::operation::create_user::CreateUserOutput;
+use aws_sdk_iam::operation::list_users::ListUsersOutput;
 use aws_sdk_iam::operation::put_user_policy::PutUserPolicyOutput;
 use aws_sdk_iam::types::{AccessKey, StatusType};
 use aws_sdk_iam::Client;
@@ -37,10 +38,17 @@ async fn download_users_are_created_within_the_boundary() {
             )
             .build()
     });
+    // No other download user: no OEM id of another case to collide with.
+    let users = mock!(Client::list_users).then_output(|| {
+        ListUsersOutput::builder()
+            .set_users(Some(vec![]))
+            .build()
+            .unwrap()
+    });
     let client = mock_client!(
         aws_sdk_iam,
         RuleMode::MatchAny,
-        &[&create_user, &put_policy, &key]
+        &[&users, &create_user, &put_policy, &key]
     );
     let access = ExportAccess::new(client).with_boundary(Some(BOUNDARY.into()));
     let created = access

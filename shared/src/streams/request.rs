@@ -464,6 +464,7 @@ mod tests {
         assert_eq!(error.field, Field::Credentials);
         let mut keys = request();
         keys.role_arn = None;
+        keys.external_id = None;
         keys.access_key = Some(r#"{"access_key_id": "AKIAEXAMPLE", "secret_access_key": "sss"}"#);
         let error = planned(keys, Naming::Json).unwrap_err();
         assert_eq!(error.field, Field::AccessKey);

@@ -46,8 +46,8 @@ async fn the_console_answers_each_example_oem_with_its_own_streams() {
                     .unwrap(),
             },
             credentials: Credentials::AssumeRole {
-                role_arn: "arn:aws:iam::123456789012:role/dpl-stream-writer".into(),
-                external_id: None,
+                role_arn: "arn:aws:iam::123456789012:role/dpl-delivery-acme".into(),
+                external_id: Some("acme-console".into()),
             },
             filters: Filters::all(),
         },
