@@ -146,6 +146,7 @@ impl Stack {
             event_type: None,
             force: false,
             allow_shrink: false,
+            range: None,
         });
         self.export
             .process(&request)
@@ -470,6 +471,7 @@ async fn a_rerun_writes_identical_bytes_and_manifest() {
         event_type: None,
         force: true,
         allow_shrink: false,
+        range: None,
     });
     let summary = stack
         .export
@@ -912,6 +914,7 @@ fn request_09(force: bool, allow_shrink: bool) -> Request {
         event_type: None,
         force,
         allow_shrink,
+        range: None,
     })
 }
 

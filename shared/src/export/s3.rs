@@ -133,6 +133,27 @@ impl ObjectStore for S3Store {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(|e| service("get_range", key, e))?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::service("get_range", key, e))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
     async fn download(&self, key: &str, to: &Path) -> Result<u64, StoreError> {
         let object = self
             .client
