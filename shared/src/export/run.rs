@@ -648,11 +648,10 @@ mod tests {
     fn stage_spread(root: &Path, partition: &Partition, count: u32, at: impl Fn(u32) -> i64) {
         let hour = partition.hour.millis();
         for object in 0..6u32 {
-            let rows: Vec<DplRecord> = (0..count)
+            let mut rows: Vec<DplRecord> = (0..count)
                 .filter(|n| n % 6 == object || (object == 5 && n % 60 == 0))
                 .map(|n| record(&partition.oem_id, hour + at(n) * 1_000, n))
                 .collect();
-            let mut rows = rows;
             crate::export::staging::sort_rows(&mut rows);
             put_staging(root, partition, object as usize, &encode(&rows));
         }
