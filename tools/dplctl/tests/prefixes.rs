@@ -122,7 +122,12 @@ fn export_reads_and_writes_under_the_configured_prefixes() {
         csv.starts_with("customers/csv/0dfc7900/datapoint/"),
         "{csv}"
     );
-    let mut expected = vec![csv.clone(), manifest, staging];
+    let customer = layout.customer_manifest_key(&partition);
+    assert!(
+        customer.starts_with("customers/csv/0dfc7900/_manifests/"),
+        "{customer}"
+    );
+    let mut expected = vec![csv.clone(), customer, manifest, staging];
     expected.sort();
     let found: Vec<String> = files(dir.path())
         .into_iter()
