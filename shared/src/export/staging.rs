@@ -192,6 +192,8 @@ pub struct WindowReader<R> {
     reader: StagingReader<R>,
     window: TimeWindow,
     previous: Option<SortKey>,
+    /// A row in the window has been read: the rest are in it or past it.
+    inside: bool,
     done: bool,
 }
 
@@ -201,6 +203,7 @@ impl<R: BufRead> WindowReader<R> {
             reader: StagingReader::new(input),
             window,
             previous: None,
+            inside: false,
             done: false,
         }
     }
@@ -250,14 +253,56 @@ impl<R: BufRead> WindowReader<R> {
     }
 }
 
+impl<R: BufRead> WindowReader<R> {
+    /// Past the window's start every row is in it until the first past its
+    /// end (the stream is sorted): such rows are decoded once, their key
+    /// taken from the record, not read first on its own.
+    fn next_inside(&mut self) -> Option<Result<DplRecord, StagingError>> {
+        let (text, line) = match self.reader.next_line()? {
+            Err(error) => {
+                self.done = true;
+                return Some(Err(error));
+            }
+            Ok(next) => next,
+        };
+        let record = match DplRecord::from_json(text) {
+            Ok(record) => record,
+            Err(source) => {
+                self.done = true;
+                return Some(Err(StagingError::Record { line, source }));
+            }
+        };
+        let key = record.sort_key();
+        if self.previous.is_some_and(|previous| key < previous) {
+            self.done = true;
+            return Some(Err(StagingError::Unsorted { line }));
+        }
+        self.previous = Some(key);
+        if self.window.is_past(key.time) {
+            self.done = true;
+            return None;
+        }
+        Some(Ok(record))
+    }
+}
+
 impl<R: BufRead> Iterator for WindowReader<R> {
     type Item = Result<DplRecord, StagingError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.inside {
+            return self.next_inside();
+        }
         Some(match self.advance()? {
             Err(error) => Err(error),
-            Ok((line, _)) => DplRecord::from_json(self.current())
-                .map_err(|source| StagingError::Record { line, source }),
+            Ok((line, _)) => {
+                self.inside = true;
+                DplRecord::from_json(self.current())
+                    .map_err(|source| StagingError::Record { line, source })
+            }
         })
     }
 }
@@ -437,6 +482,15 @@ pub(crate) mod tests {
             matches!(first, Err(StagingError::Unsorted { line: 2 })),
             "{first:?}"
         );
+        // And where it is read.
+        let mut inside = WindowReader::new(&unsorted[..], TimeWindow::default());
+        assert!(inside.next().unwrap().is_ok());
+        let second = inside.next().unwrap();
+        assert!(
+            matches!(second, Err(StagingError::Unsorted { line: 2 })),
+            "{second:?}"
+        );
+        assert!(inside.next().is_none());
     }
 
     #[test]
