@@ -29,7 +29,7 @@ use super::run::{joined, manifest_of, Exported, Exporter};
 use super::split::{
     completion, ranges_for, Completion, RangeRecord, SplitPlan, TimeRange, SPLIT_FORMAT_VERSION,
 };
-use super::store::{ObjectInfo, ObjectStore};
+use super::store::{ObjectInfo, ObjectStore, StoreError};
 use super::upload::{upload_range, CSV_CONTENT_TYPE};
 
 const JSON: &str = "application/json";
@@ -265,7 +265,11 @@ impl<S: ObjectStore> Exporter<S> {
                 // A second completion: the upload is gone, the file is there.
                 let object = self.store().head(key).await?;
                 let object = match (completed, object) {
-                    (_, Some(object)) if object.size == bytes => object,
+                    (Ok(_) | Err(StoreError::NoSuchUpload { .. }), Some(object))
+                        if object.size == bytes =>
+                    {
+                        object
+                    }
                     (Err(error), _) => return Err(error.into()),
                     (Ok(_), object) => {
                         return Err(ExportError::Split {

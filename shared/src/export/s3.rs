@@ -266,7 +266,15 @@ impl ObjectStore for S3Store {
             )
             .send()
             .await
-            .map_err(|e| service("complete_upload", key, e))?;
+            .map_err(|e| match &e {
+                SdkError::ServiceError(se) if se.err().code() == Some("NoSuchUpload") => {
+                    StoreError::NoSuchUpload {
+                        operation: "complete_upload",
+                        key: key.to_owned(),
+                    }
+                }
+                _ => service("complete_upload", key, e),
+            })?;
         Ok(output.e_tag().unwrap_or_default().to_owned())
     }
 

@@ -25,6 +25,13 @@ pub enum StoreError {
         key: String,
         message: String,
     },
+    /// The multipart upload is gone: completed or aborted (S3's
+    /// `NoSuchUpload`).
+    #[error("{operation} {key}: no such upload (completed or aborted)")]
+    NoSuchUpload {
+        operation: &'static str,
+        key: String,
+    },
     #[error("{operation} {key}: {source}")]
     Io {
         operation: &'static str,
@@ -285,6 +292,12 @@ impl ObjectStore for DirStore {
         let io = |e| StoreError::io("complete_upload", key, e);
         // As S3: an upload that is gone (completed or aborted) or a part
         // but the last under 5 MiB fails and leaves the object as it was.
+        if !self.root.join(UPLOADS_DIR).join(upload_id).is_dir() {
+            return Err(StoreError::NoSuchUpload {
+                operation: "complete_upload",
+                key: key.to_owned(),
+            });
+        }
         let mut sizes = Vec::with_capacity(parts.len());
         for part in parts {
             sizes.push(
