@@ -7,6 +7,7 @@ use dpl::export::config::{parsed, value, ConfigError, StorageConfig};
 use dpl::export::local::DEFAULT_MAX_FAN_IN;
 use dpl::export::plan::{DEFAULT_GRACE, DEFAULT_LOOKBACK_HOURS};
 use dpl::export::run::default_concurrency;
+use dpl::export::split::DEFAULT_SPLIT_BYTES;
 use dpl::export::upload::DEFAULT_PART_SIZE;
 use dpl::export::{ExportOptions, Window};
 
@@ -26,6 +27,10 @@ pub const CONCURRENCY_VAR: &str = "EXPORT_CONCURRENCY";
 /// Where staging objects are downloaded (default the system temp dir,
 /// `/tmp` in Lambda).
 pub const WORK_DIR_VAR: &str = "EXPORT_WORK_DIR";
+/// Staging bytes of a partition (compressed, as listed) above which it is
+/// split into time ranges exported by several tasks writing one multipart
+/// upload (default 2 GiB; `docs/export.md`, "Partitions of any size").
+pub const SPLIT_BYTES_VAR: &str = "EXPORT_SPLIT_BYTES";
 /// URL of the SQS queue of export tasks. Set: the scheduled run queues one
 /// task per partition to export, and the queue's event source mapping runs
 /// them. Unset: the scheduled run exports in-process (docs/export.md,
@@ -94,6 +99,19 @@ impl Config {
                 reason: "at least one partition at a time",
             });
         }
+        let split_bytes: u64 = parsed(
+            &lookup,
+            SPLIT_BYTES_VAR,
+            DEFAULT_SPLIT_BYTES,
+            "bytes of staging, at least 1",
+        )?;
+        if split_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                name: SPLIT_BYTES_VAR,
+                value: "0".into(),
+                reason: "at least one byte of staging per task",
+            });
+        }
         let work_dir = value(&lookup, WORK_DIR_VAR).map_or_else(std::env::temp_dir, PathBuf::from);
         let task_queue_url = value(&lookup, TASK_QUEUE_URL_VAR);
         if let Some(url) = &task_queue_url {
@@ -116,6 +134,7 @@ impl Config {
                 max_fan_in,
                 work_dir,
                 concurrency,
+                split_bytes,
             },
             task_queue_url,
         })
@@ -143,6 +162,7 @@ mod tests {
         assert_eq!(c.options.part_size, DEFAULT_PART_SIZE);
         assert_eq!(c.options.max_fan_in, DEFAULT_MAX_FAN_IN);
         assert_eq!(c.options.concurrency, default_concurrency());
+        assert_eq!(c.options.split_bytes, DEFAULT_SPLIT_BYTES);
         assert_eq!(c.task_queue_url, None, "in-process by default");
     }
 
@@ -165,8 +185,10 @@ mod tests {
             (LOOKBACK_HOURS_VAR, "3"),
             (PART_SIZE_MIB_VAR, "5"),
             (CONCURRENCY_VAR, "3"),
+            (SPLIT_BYTES_VAR, "300000"),
         ])
         .unwrap();
+        assert_eq!(c.options.split_bytes, 300_000);
         assert_eq!(c.options.concurrency, 3);
         assert_eq!(c.window.grace, Duration::from_secs(60));
         assert_eq!(c.window.lookback_hours, 3);
@@ -177,6 +199,8 @@ mod tests {
             (GRACE_SECONDS_VAR, "10m"),
             (CONCURRENCY_VAR, "0"),
             (CONCURRENCY_VAR, "two"),
+            (SPLIT_BYTES_VAR, "0"),
+            (SPLIT_BYTES_VAR, "2GiB"),
         ] {
             let err = config(&[("BUCKET", "b"), (name, bad)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -23,7 +23,7 @@ use dpl::export::manifest::StagingGone;
 use dpl::export::run::Progress;
 use dpl::export::{
     candidate_hours, Decision, ExportError, Exporter, ObjectStore, Partition, PartitionOutcome,
-    Selection, StoreError, Window,
+    RangeOutcome, Selection, StoreError, Window,
 };
 use dpl::Timestamp;
 use lambda_runtime::LambdaEvent;
@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::fan_out::{send_tasks, FanOutError};
 use crate::queue::{NoQueue, TaskQueue};
-use crate::request::{scheduled_time, HourRequest, Request, RequestError};
+use crate::request::{scheduled_time, HourRequest, RangeTask, Request, RequestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -48,6 +48,11 @@ pub enum HandlerError {
     },
     #[error("queueing export tasks: {0}")]
     FanOut(#[from] FanOutError),
+    #[error("planning the split export of {partition}: {source}")]
+    Split {
+        partition: Partition,
+        source: Box<ExportError>,
+    },
     #[error("an SQS message without a messageId failed: its batch cannot be answered per message")]
     NoMessageId,
 }
@@ -160,7 +165,12 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
             force: request.force,
             allow_shrink: request.allow_shrink,
         };
+        let range = request.checked_range()?;
         match request.partition()? {
+            Some(partition) if range.is_some() => {
+                let range = range.expect("checked above");
+                self.export_range(partition, range).await
+            }
             Some(partition) => self.export_partition(partition, &selection, kept).await,
             None => {
                 let hour = request.hour().map_err(RequestError::from)?;
@@ -203,9 +213,85 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
         summarize(&[hour], kept.apply(vec![outcome]), started)
     }
 
+    /// Runs one range task of a split partition (planned by the fan-out,
+    /// which decided on the partition already).
+    async fn export_range(
+        &self,
+        partition: Partition,
+        task: &RangeTask,
+    ) -> Result<Summary, HandlerError> {
+        let started = Instant::now();
+        let hour = partition.hour;
+        let range = task.range();
+        let outcome = match self
+            .exporter
+            .export_range(&partition, &task.split, range)
+            .await
+        {
+            Ok(RangeOutcome::AlreadyDone) => {
+                tracing::info!(%partition, split = %task.split, index = range.index, of = range.of, "range task: its split is complete already");
+                PartitionOutcome::UpToDate(partition)
+            }
+            Ok(RangeOutcome::Uploaded { missing }) => {
+                tracing::info!(%partition, split = %task.split, index = range.index, of = range.of, missing, "range exported; other ranges not yet");
+                return Ok(Summary {
+                    hours: hour_names(&[hour]),
+                    ..Summary::default()
+                });
+            }
+            Ok(RangeOutcome::Completed {
+                exported,
+                in_one_piece,
+            }) => {
+                if in_one_piece {
+                    tracing::warn!(%partition, split = %task.split, "a range other than the last had rows but under 5 MiB (S3's least part): the split was abandoned and the partition exported in one piece");
+                }
+                PartitionOutcome::Exported(*exported)
+            }
+            Err(error) => PartitionOutcome::Failed(partition, error),
+        };
+        LogProgress.finished(&outcome);
+        summarize(&[hour], vec![outcome], started)
+    }
+
+    /// The bodies of the tasks exporting `partition`, staged as `listing`:
+    /// one, or one per range when it is split (the split is planned here,
+    /// so that every range exports the same listing to the same upload).
+    async fn tasks_of(
+        &self,
+        partition: &Partition,
+        listing: &[dpl::export::ObjectInfo],
+        reason: dpl::export::Reason,
+    ) -> Result<Vec<String>, HandlerError> {
+        let ranges = self.exporter.ranges_for(listing);
+        if ranges == 1 {
+            return Ok(vec![HourRequest::task(partition).to_body()]);
+        }
+        let split = self
+            .exporter
+            .plan_split(partition, listing, reason, ranges)
+            .await
+            .map_err(|source| HandlerError::Split {
+                partition: partition.clone(),
+                source: Box::new(source),
+            })?;
+        tracing::info!(%partition, %split, ranges, "split export planned");
+        Ok((0..ranges)
+            .map(|index| {
+                HourRequest::range_task(
+                    partition,
+                    &split,
+                    dpl::export::TimeRange { index, of: ranges },
+                )
+                .to_body()
+            })
+            .collect())
+    }
+
     /// Plans `hours` as an in-process run would, and queues one export task
-    /// per partition that needs exporting. A partition whose manifest
-    /// cannot be read is queued too: its task decides again.
+    /// per partition that needs exporting, or one per range of a partition
+    /// too large for one task. A partition whose manifest cannot be read is
+    /// queued too: its task decides again.
     async fn fan_out(&self, hours: &[Timestamp], queue: &Q) -> Result<Summary, HandlerError> {
         let started = Instant::now();
         let planned = self.exporter.plan(hours, &Selection::default()).await?;
@@ -219,7 +305,7 @@ impl<S: ObjectStore, Q: TaskQueue> Handler<S, Q> {
             match self.exporter.decide(&partition, &listing).await {
                 Ok(Decision::Export(reason)) => {
                     tracing::debug!(%partition, ?reason, "export task planned");
-                    tasks.push(HourRequest::task(&partition).to_body());
+                    tasks.extend(self.tasks_of(&partition, &listing, reason).await?);
                 }
                 Ok(Decision::UpToDate | Decision::NothingStaged) => summary.up_to_date += 1,
                 Ok(Decision::StagingGone(gone)) => {

@@ -16,7 +16,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use dpl::export::keys::{check_oem_id, parse_hour, KeyError};
-use dpl::export::Partition;
+use dpl::export::{Partition, TimeRange};
 use dpl::{EventType, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,30 @@ pub struct HourRequest {
     /// fails with an error naming the objects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_shrink: bool,
+    /// One time range of a split partition's export (needs `oem_id` and
+    /// `event_type`): the task exports that range's rows as its parts of
+    /// the split's upload (`docs/export.md`, "Partitions of any size").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<RangeTask>,
+}
+
+/// `"range": {"split": "…16 hex digits…", "index": 0, "of": 3}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeTask {
+    /// The split's id ([`dpl::export::range_task::split_id`]).
+    pub split: String,
+    pub index: u32,
+    pub of: u32,
+}
+
+impl RangeTask {
+    pub fn range(&self) -> TimeRange {
+        TimeRange {
+            index: self.index,
+            of: self.of,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -63,6 +87,10 @@ pub enum RequestError {
     MalformedTask(String),
     #[error("an SQS message has no body")]
     NoBody,
+    #[error("`range` selects a range of one partition and needs `oem_id` and `event_type`")]
+    RangeWithoutPartition,
+    #[error("`range` {index} of {of} of split {split:?} is not a range (index below of, of 1 to 100, split 16 hex digits)")]
+    BadRange { split: String, index: u32, of: u32 },
 }
 
 impl HourRequest {
@@ -76,7 +104,40 @@ impl HourRequest {
             event_type: Some(partition.event_type),
             force: false,
             allow_shrink: false,
+            range: None,
         }
+    }
+
+    /// The export task of range `range` of split `split` of `partition`.
+    pub fn range_task(partition: &Partition, split: &str, range: TimeRange) -> Self {
+        Self {
+            range: Some(RangeTask {
+                split: split.to_owned(),
+                index: range.index,
+                of: range.of,
+            }),
+            ..Self::task(partition)
+        }
+    }
+
+    /// The range this request names, checked; `None` for a whole
+    /// partition or hour.
+    pub fn checked_range(&self) -> Result<Option<&RangeTask>, RequestError> {
+        let Some(range) = &self.range else {
+            return Ok(None);
+        };
+        if self.oem_id.is_none() || self.event_type.is_none() {
+            return Err(RequestError::RangeWithoutPartition);
+        }
+        let hex = range.split.len() == 16 && range.split.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex || !range.range().is_valid() {
+            return Err(RequestError::BadRange {
+                split: range.split.clone(),
+                index: range.index,
+                of: range.of,
+            });
+        }
+        Ok(Some(range))
     }
 
     /// Reads an export task from a queue message body.
@@ -212,6 +273,44 @@ mod tests {
     }
 
     #[test]
+    fn a_range_task_body_names_its_range_and_reads_back() {
+        let partition = Partition {
+            hour: at("2020-08-28T09:00:00Z"),
+            oem_id: "abcd1234".into(),
+            event_type: EventType::Connectivity,
+        };
+        let range = TimeRange { index: 1, of: 3 };
+        let body = HourRequest::range_task(&partition, "0123456789abcdef", range).to_body();
+        assert_eq!(
+            body,
+            r#"{"hour":"2020-08-28T09","oem_id":"abcd1234","event_type":"connectivity","range":{"split":"0123456789abcdef","index":1,"of":3}}"#
+        );
+        let task = HourRequest::from_body(&body).unwrap();
+        assert_eq!(task.partition().unwrap(), Some(partition));
+        assert_eq!(task.checked_range().unwrap().unwrap().range(), range);
+        // A body without a range (as queued before splits existed) is a
+        // whole partition.
+        let old = HourRequest::from_body(
+            r#"{"hour":"2020-08-28T09","oem_id":"abcd1234","event_type":"connectivity"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.checked_range(), Ok(None));
+        for bad in [
+            r#"{"hour":"2020-08-28T09","oem_id":"a","event_type":"connectivity","range":{"split":"0123456789abcdef","index":3,"of":3}}"#,
+            r#"{"hour":"2020-08-28T09","oem_id":"a","event_type":"connectivity","range":{"split":"../x","index":0,"of":3}}"#,
+            r#"{"hour":"2020-08-28T09","oem_id":"a","range":{"split":"0123456789abcdef","index":0,"of":3}}"#,
+        ] {
+            assert!(
+                HourRequest::from_body(bad)
+                    .unwrap()
+                    .checked_range()
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_tasks_are_rejected_with_their_reason() {
         let cases = [
             ("not json", "expected"),
@@ -243,6 +342,7 @@ mod tests {
             event_type,
             force: false,
             allow_shrink: false,
+            range: None,
         };
         assert_eq!(
             request("2020-08-28T09", None, Some(EventType::Location)).partition(),

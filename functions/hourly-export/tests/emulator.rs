@@ -79,6 +79,15 @@ impl Stack {
     }
 
     async fn build(test: &str, part_size_mib: usize, fan_out: bool) -> Self {
+        Self::build_with(test, part_size_mib, fan_out, &[]).await
+    }
+
+    async fn build_with(
+        test: &str,
+        part_size_mib: usize,
+        fan_out: bool,
+        extra: &[(&str, String)],
+    ) -> Self {
         let client = s3().await;
         let sqs = aws_sdk_sqs::Client::new(&aws().await);
         let bucket: String = unique(test).chars().take(63).collect();
@@ -89,6 +98,7 @@ impl Stack {
             ("EXPORT_GRACE_SECONDS".to_owned(), "600".to_owned()),
             ("EXPORT_LOOKBACK_HOURS".to_owned(), "3".to_owned()),
         ];
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         if fan_out {
             let queue: String = unique(&format!("tasks-{test}")).chars().take(80).collect();
             let url = sqs
@@ -146,6 +156,7 @@ impl Stack {
             event_type: None,
             force: false,
             allow_shrink: false,
+            range: None,
         });
         self.export
             .process(&request)
@@ -470,6 +481,7 @@ async fn a_rerun_writes_identical_bytes_and_manifest() {
         event_type: None,
         force: true,
         allow_shrink: false,
+        range: None,
     });
     let summary = stack
         .export
@@ -912,6 +924,7 @@ fn request_09(force: bool, allow_shrink: bool) -> Request {
         event_type: None,
         force,
         allow_shrink,
+        range: None,
     })
 }
 
@@ -1103,5 +1116,229 @@ async fn each_file_has_a_customer_manifest_beside_the_hour_folders_with_its_colu
             .keys("exports/abcd1234/connection/2020-08-28-09:00:00/")
             .await,
         ["exports/abcd1234/connection/2020-08-28-09:00:00/connection.csv"]
+    );
+}
+
+/// Staging objects of a partition too large for one task at a small
+/// threshold: `count` connectivity rows of abcd1234 over the hour of 09:00
+/// (over 5 MiB of CSV in each third), in six objects, one in ten of the
+/// first object's rows staged again in the last. Keys and bytes.
+fn large_staging(count: u64) -> Vec<(String, Vec<u8>)> {
+    let layout = Layout::default();
+    let partition = partition("abcd1234", EventType::Connectivity, "2020-08-28T09");
+    let records = hour_of_events("abcd1234", 0, count);
+    (0..6u64)
+        .map(|object| {
+            let mut rows: Vec<DplRecord> = records
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| *n as u64 % 6 == object || (object == 5 && n % 60 == 0))
+                .map(|(_, r)| r.clone())
+                .collect();
+            dpl::export::staging::sort_rows(&mut rows);
+            let sequence = (object + 1).to_string();
+            let range = dpl::export::BatchRange {
+                shard_id: "shardId-000000000000",
+                first_sequence: &sequence,
+                last_sequence: &sequence,
+            };
+            let key = layout.staging_key(&partition, &range).unwrap();
+            (key, dpl::export::staging::encode(&rows))
+        })
+        .collect()
+}
+
+impl Stack {
+    async fn put_all(&self, objects: &[(String, Vec<u8>)]) {
+        let store = S3Store::new(self.client.clone(), &self.bucket);
+        for (key, bytes) in objects {
+            store
+                .put(key, bytes.clone(), "application/gzip")
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Every object of the bucket but staging and the split records, with
+    /// its ETag and bytes.
+    async fn outputs(&self) -> Vec<(String, String, Vec<u8>)> {
+        let store = S3Store::new(self.client.clone(), &self.bucket);
+        let mut out = Vec::new();
+        for object in store.list("").await.unwrap() {
+            if object.key.starts_with("staging/") || object.key.contains("/_splits/") {
+                continue;
+            }
+            let bytes = self.read(&object.key).await;
+            out.push((object.key, object.etag, bytes));
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_partition_too_large_for_one_task_is_exported_by_range_tasks_into_one_file() {
+    // About 110 bytes a row: 160,000 rows are over 5 MiB in each third.
+    let staging = large_staging(160_000);
+    let staged: usize = staging.iter().map(|(_, b)| b.len()).sum();
+    let hour = "2020-08-28T09";
+    let p = partition("abcd1234", EventType::Connectivity, hour);
+
+    // The reference: one task exports the partition whole.
+    let whole = Stack::new("split-whole", 5).await;
+    whole.put_all(&staging).await;
+    let summary = whole.export_hour(hour).await;
+    assert_eq!(summary.exported, 1);
+    let csv = whole.read(&whole.layout.export_key(&p)).await;
+    let manifest = Manifest::from_json(
+        "m",
+        &whole
+            .manifest("abcd1234", EventType::Connectivity, hour)
+            .await,
+    )
+    .unwrap();
+    let customer = whole.read(&whole.layout.customer_manifest_key(&p)).await;
+    assert_eq!(manifest.rows, 160_000);
+
+    // Split at a third of the staging (plus a byte): three range tasks.
+    let threshold = (staged / 3 + 1).to_string();
+    let split = Stack::build_with(
+        "split-ranges",
+        5,
+        true,
+        &[("EXPORT_SPLIT_BYTES", threshold)],
+    )
+    .await;
+    split.put_all(&staging).await;
+    let planned = split.scheduled("2020-08-28T10:15:00Z").await;
+    assert_eq!(planned.queued, 3, "{planned:?}");
+    let tasks = split.queued_tasks().await;
+    let mut ranges: Vec<(u32, u32)> = tasks
+        .iter()
+        .map(|m| {
+            let task = HourRequest::from_body(m.body.as_deref().unwrap()).unwrap();
+            assert_eq!(task.partition().unwrap(), Some(p.clone()));
+            let range = task.range.expect("a range task");
+            (range.index, range.of)
+        })
+        .collect();
+    ranges.sort();
+    assert_eq!(ranges, [(0, 3), (1, 3), (2, 3)]);
+    let task = |index: u32| {
+        tasks
+            .iter()
+            .find(|m| {
+                m.body
+                    .as_deref()
+                    .unwrap()
+                    .contains(&format!("\"index\":{index},"))
+            })
+            .unwrap()
+            .clone()
+    };
+
+    // Ranges 0 and 2, then 0 again (redelivered): no file yet.
+    let answer = split.run_tasks(&[task(0), task(2)]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let answer = split.run_tasks(&[task(0)]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(split.keys("exports/").await.is_empty());
+    // The last range completes the upload.
+    let answer = split.run_tasks(&[task(1)]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+    assert_eq!(
+        split.keys("exports/abcd1234/connection/").await,
+        [split.layout.export_key(&p)],
+        "exactly one file in the folder"
+    );
+    let split_csv = split.read(&split.layout.export_key(&p)).await;
+    assert!(
+        split_csv == csv,
+        "the split file differs from the whole one"
+    );
+    let split_manifest = Manifest::from_json(
+        "m",
+        &split
+            .manifest("abcd1234", EventType::Connectivity, hour)
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &split_manifest.sha256,
+            split_manifest.rows,
+            split_manifest.bytes,
+            split_manifest.duplicates_dropped
+        ),
+        (
+            &manifest.sha256,
+            manifest.rows,
+            manifest.bytes,
+            manifest.duplicates_dropped
+        )
+    );
+    assert_eq!(split_manifest.staging, manifest.staging);
+    assert_eq!(
+        split.read(&split.layout.customer_manifest_key(&p)).await,
+        customer
+    );
+    let head = split
+        .export
+        .exporter()
+        .store()
+        .head(&split.layout.export_key(&p))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(split_manifest.export_etag, head.etag);
+    assert!(head.etag.ends_with("-3\""), "three parts: {}", head.etag);
+
+    // A task retried after the completion, and a second completion,
+    // change nothing.
+    let before = split.outputs().await;
+    let answer = split.run_tasks(&[task(1), task(2)]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let body = HourRequest::from_body(task(1).body.as_deref().unwrap()).unwrap();
+    let id = body.range.unwrap().split;
+    let exporter = split.export.exporter();
+    let plan = exporter.split_plan(&p, &id).await.unwrap();
+    let again = exporter.finish_split(&p, &id, &plan).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            dpl::export::RangeOutcome::Completed {
+                in_one_piece: false,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(split.outputs().await, before);
+    // The partition is up to date for the next firing.
+    let next = split.scheduled("2020-08-28T11:15:00Z").await;
+    assert_eq!((next.queued, next.up_to_date), (0, 1), "{next:?}");
+
+    // In-process (an hour request, forced): the same ranges run here, and
+    // write the same bytes.
+    let forced = Request::Hour(HourRequest {
+        hour: hour.into(),
+        oem_id: None,
+        event_type: None,
+        force: true,
+        allow_shrink: false,
+        range: None,
+    });
+    let summary = split
+        .export
+        .process(&forced)
+        .await
+        .unwrap()
+        .summary()
+        .unwrap();
+    assert_eq!((summary.exported, summary.rows), (1, 160_000));
+    assert!(split.read(&split.layout.export_key(&p)).await == csv);
+    assert_eq!(
+        split.read(&split.layout.customer_manifest_key(&p)).await,
+        customer
     );
 }

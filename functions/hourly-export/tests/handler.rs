@@ -293,3 +293,38 @@ async fn a_schedule_whose_tasks_cannot_be_queued_fails_for_the_scheduler_to_retr
     );
     assert!(export_keys(&store).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_range_task_of_an_unknown_split_or_an_impossible_range_fails_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = staged(dir.path(), &three_partitions()).await;
+    let handler = Handler::new(store.clone(), &config(dir.path())).unwrap();
+    let partition = Partition {
+        hour: at("2020-08-28T09:00:00Z"),
+        oem_id: "oem-a".into(),
+        event_type: EventType::Connectivity,
+    };
+    let range = |index, of| {
+        HourRequest::range_task(
+            &partition,
+            "0123456789abcdef",
+            dpl::export::TimeRange { index, of },
+        )
+        .to_body()
+    };
+    let response = handler
+        .process(&sqs_event(&[
+            (Some("no-plan"), Some(range(0, 2))),
+            (Some("index-past-of"), Some(range(2, 2))),
+            (Some("good"), Some(task("oem-b", EventType::Connectivity))),
+        ]))
+        .await
+        .unwrap()
+        .tasks()
+        .unwrap();
+    assert_eq!(failures(&response), ["no-plan", "index-past-of"]);
+    assert_eq!(
+        export_keys(&store).await,
+        ["exports/oem-b/connection/2020-08-28-09:00:00/connection.csv"]
+    );
+}

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use super::encode::{CsvParts, CsvSummary};
 use super::error::ExportError;
 use super::keys::Partition;
-use super::local::{open_all, reduce_fan_in};
+use super::local::{open_all, open_window, reduce_fan_in_within};
 use super::merge::Merge;
 use super::parts::{Part, PartSender};
+use super::split::TimeWindow;
+use super::staging::StagingError;
 use crate::record::DplRecord;
 
 /// The CPU half of a partition's export, run on a blocking thread: reduce
@@ -20,6 +22,8 @@ pub(super) struct EncodeJob {
     pub(super) partition: Partition,
     pub(super) part_size: usize,
     pub(super) max_fan_in: usize,
+    /// The rows encoded: all, or a range task's share of the hour.
+    pub(super) window: TimeWindow,
 }
 
 /// What the encoder made of a partition.
@@ -42,9 +46,27 @@ impl EncodeJob {
         }
     }
 
-    fn encode(self, out: &PartSender) -> Result<Encoded, ExportError> {
-        let (files, fan_in_duplicates) = reduce_fan_in(self.files, self.max_fan_in, &self.dir)?;
-        let mut merge = Merge::new(open_all(&files)?);
+    fn encode(mut self, out: &PartSender) -> Result<Encoded, ExportError> {
+        let files = std::mem::take(&mut self.files);
+        let (files, fan_in_duplicates) =
+            reduce_fan_in_within(files, self.max_fan_in, &self.dir, self.window)?;
+        if self.window == TimeWindow::default() {
+            self.encode_rows(open_all(&files)?, fan_in_duplicates, out)
+        } else {
+            self.encode_rows(open_window(&files, self.window)?, fan_in_duplicates, out)
+        }
+    }
+
+    fn encode_rows<I>(
+        &self,
+        readers: Vec<I>,
+        fan_in_duplicates: u64,
+        out: &PartSender,
+    ) -> Result<Encoded, ExportError>
+    where
+        I: Iterator<Item = Result<DplRecord, StagingError>>,
+    {
+        let mut merge = Merge::new(readers);
         let partition = &self.partition;
         let rows = merge.by_ref().map(|row| {
             row.map_err(ExportError::from)

@@ -54,6 +54,14 @@ pub enum ExportError {
         partition: Partition,
         gone: StagingGone,
     },
+    #[error("split export {key}: {reason}")]
+    Split { key: String, reason: String },
+    #[error("split export record {key} is unreadable: {source}")]
+    SplitRecord {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("the CSV encoder stopped before the end of the file")]
     EncoderStopped,
     #[error("the CSV encoder panicked: {0}")]

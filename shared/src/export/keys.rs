@@ -139,6 +139,11 @@ fn check_sequence_number(sequence: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Folder of an OEM's split exports' plans and records, under manifests.
+pub const SPLITS_FOLDER: &str = "_splits";
+/// Start of the name of a range record in a split's folder.
+pub const SPLIT_RANGE_PREFIX: &str = "range-";
+
 /// Folder of an OEM's customer manifests, beside its type folders.
 pub const CUSTOMER_MANIFESTS_FOLDER: &str = "_manifests";
 
@@ -166,6 +171,38 @@ impl Layout {
             partition.oem_id,
             export_name(partition.event_type)
         )
+    }
+
+    /// Folder of one split export's plan and range records,
+    /// `{manifests}/{oem}/_splits/{type}/{YYYY-MM-DD-HH}/{id}/`, ending with
+    /// `/`: beside the OEM's type folders of manifests, so listings of a
+    /// type's manifests (`dplctl status`) never see them.
+    pub fn split_prefix(&self, partition: &Partition, id: &str) -> String {
+        format!(
+            "{}/{}/{SPLITS_FOLDER}/{}/{}/{id}/",
+            self.manifests,
+            partition.oem_id,
+            export_name(partition.event_type),
+            HourLabel(partition.hour)
+        )
+    }
+
+    /// The plan of split `id` ([`super::split::SplitPlan`]).
+    pub fn split_plan_key(&self, partition: &Partition, id: &str) -> String {
+        format!("{}plan.json", self.split_prefix(partition, id))
+    }
+
+    /// The record of range `index` of split `id` ([`super::split::RangeRecord`]).
+    pub fn split_range_key(&self, partition: &Partition, id: &str, index: u32) -> String {
+        format!(
+            "{}{SPLIT_RANGE_PREFIX}{index:03}.json",
+            self.split_prefix(partition, id)
+        )
+    }
+
+    /// Written once split `id` is complete and its manifests are written.
+    pub fn split_done_key(&self, partition: &Partition, id: &str) -> String {
+        format!("{}done.json", self.split_prefix(partition, id))
     }
 
     /// Key of the staging object of `partition` written by the batch `range`.

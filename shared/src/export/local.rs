@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 
 use super::error::{local, ExportError};
 use super::merge::Merge;
-use super::staging::{gzip_reader, RawReader, StagingWriter, READ_BUFFER_BYTES};
+use super::split::TimeWindow;
+use super::staging::{
+    gzip_reader, RawReader, RawRow, RawWindowReader, StagingError, StagingWriter, WindowReader,
+    READ_BUFFER_BYTES,
+};
 use super::store::ObjectStore;
 
 /// Default number of files merged at once. Each open reader holds about
@@ -51,6 +55,40 @@ pub fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>, ExportError> {
         .collect()
 }
 
+/// A reader of the rows of a downloaded staging file within a window.
+pub type WindowFileReader =
+    WindowReader<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>>;
+
+/// Opens downloaded staging files for the rows in `window` only.
+pub fn open_window(
+    files: &[PathBuf],
+    window: TimeWindow,
+) -> Result<Vec<WindowFileReader>, ExportError> {
+    files
+        .iter()
+        .map(|path| Ok(WindowReader::new(decompressed(path)?, window)))
+        .collect()
+}
+
+fn decompressed(
+    path: &Path,
+) -> Result<io::BufReader<flate2::read::MultiGzDecoder<io::BufReader<File>>>, ExportError> {
+    let file = File::open(path).map_err(local(path))?;
+    Ok(io::BufReader::with_capacity(
+        READ_BUFFER_BYTES,
+        flate2::read::MultiGzDecoder::new(io::BufReader::new(file)),
+    ))
+}
+
+/// [`reduce_fan_in`] of all rows.
+pub fn reduce_fan_in(
+    files: Vec<PathBuf>,
+    max_fan_in: usize,
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, u64), ExportError> {
+    reduce_fan_in_within(files, max_fan_in, dir, TimeWindow::default())
+}
+
 /// Merges `files`, at most `max_fan_in` at a time, into files of `dir`
 /// until at most `max_fan_in` are left. Returns them and the duplicates
 /// dropped on the way.
@@ -61,10 +99,14 @@ pub fn open_all(files: &[PathBuf]) -> Result<Vec<FileReader>, ExportError> {
 /// into one and leaves 64, instead of rewriting all 120. Intermediate merges
 /// copy staging lines as they are (see [`RawRow`]); only the final merge
 /// decodes records.
-pub fn reduce_fan_in(
+///
+/// Only the rows in `window` are kept (all with the default window): a
+/// range task's intermediate files hold its range only.
+pub fn reduce_fan_in_within(
     files: Vec<PathBuf>,
     max_fan_in: usize,
     dir: &Path,
+    window: TimeWindow,
 ) -> Result<(Vec<PathBuf>, u64), ExportError> {
     let max_fan_in = max_fan_in.max(2);
     if files.len() <= max_fan_in {
@@ -90,7 +132,15 @@ pub fn reduce_fan_in(
             .filter_map(|_| queue.pop().map(|Reverse((_, _, path))| path))
             .collect();
         let out = dir.join(format!("merged-{step}.ndjson.gz"));
-        duplicates += merge_into(&group, &out)?;
+        duplicates += if window == TimeWindow::default() {
+            merge_into(open_raw(&group)?, &out)?
+        } else {
+            let readers = group
+                .iter()
+                .map(|path| Ok(RawWindowReader::new(decompressed(path)?, window)))
+                .collect::<Result<Vec<_>, ExportError>>()?;
+            merge_into(readers, &out)?
+        };
         for path in &group {
             std::fs::remove_file(path).map_err(local(path))?;
         }
@@ -121,10 +171,13 @@ fn open_raw(files: &[PathBuf]) -> Result<Vec<RawFileReader>, ExportError> {
         .collect()
 }
 
-fn merge_into(inputs: &[PathBuf], out: &Path) -> Result<u64, ExportError> {
+fn merge_into<I>(readers: Vec<I>, out: &Path) -> Result<u64, ExportError>
+where
+    I: Iterator<Item = Result<RawRow, StagingError>>,
+{
     let file = File::create(out).map_err(local(out))?;
     let mut writer = StagingWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
-    let mut merge = Merge::new(open_raw(inputs)?);
+    let mut merge = Merge::new(readers);
     for row in merge.by_ref() {
         writer.write_line(&row?.line).map_err(local(out))?;
     }
@@ -190,5 +243,49 @@ mod tests {
                 "fan-in {fan_in}"
             );
         }
+    }
+
+    /// The rows of three windows, each reduced and merged on its own, are
+    /// the rows of one merge of everything, in order, with as many
+    /// duplicates dropped: copies of an event never straddle two windows.
+    #[test]
+    fn windows_of_the_hour_merge_to_the_rows_of_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut want = Vec::new();
+        let mut files = Vec::new();
+        for f in 0..7u32 {
+            let mut rows: Vec<DplRecord> = (0..300u32)
+                .filter(|n| n % 7 == f || (n + 3) % 7 == f)
+                .map(|n| record("a", 1_000 * i64::from(n % 60), n))
+                .collect();
+            want.extend(rows.iter().cloned());
+            sort_rows(&mut rows);
+            let path = dir.path().join(format!("{f}.ndjson.gz"));
+            std::fs::write(&path, encode(&rows)).unwrap();
+            files.push(path);
+        }
+        sort_rows(&mut want);
+        let at = |s: i64| Some(crate::Timestamp::from_millis(s * 1_000).unwrap());
+        let windows = [(None, at(20)), (at(20), at(41)), (at(41), None)];
+        let mut got = Vec::new();
+        let mut duplicates = 0;
+        for (start, end) in windows {
+            let window = TimeWindow { start, end };
+            let work = tempfile::tempdir().unwrap();
+            let copies: Vec<PathBuf> = files
+                .iter()
+                .map(|p| {
+                    let to = work.path().join(p.file_name().unwrap());
+                    std::fs::copy(p, &to).unwrap();
+                    to
+                })
+                .collect();
+            let (left, dropped) = reduce_fan_in_within(copies, 3, work.path(), window).unwrap();
+            let mut merge = Merge::new(open_window(&left, window).unwrap());
+            got.extend(merge.by_ref().map(Result::unwrap));
+            duplicates += dropped + merge.stats().duplicates;
+        }
+        assert_eq!(got, want);
+        assert_eq!(duplicates, 600 - 300);
     }
 }

@@ -135,7 +135,7 @@ impl Manifest {
 }
 
 /// Why a partition is exported (again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     /// Never exported.
     NoManifest,

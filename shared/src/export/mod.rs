@@ -15,6 +15,10 @@
 //! - [`upload`]: the parts to one object (single put or multipart upload);
 //! - [`manifest`]: what an export was made from, and the re-export rule;
 //! - [`plan`]: which hours a scheduled run looks at;
+//! - [`split`]: a partition too large for one task, cut into time ranges
+//!   (the plan, part numbers, completion rule: pure);
+//! - [`range_task`]: the range tasks of a split partition and its
+//!   completion (one multipart upload, one file);
 //! - [`store`]: the object-store port and its directory adapter;
 //! - [`run`]: the driver ([`run::Exporter`]);
 //! - [`error`]: what can go wrong ([`ExportError`]);
@@ -33,9 +37,11 @@ pub mod manifest;
 pub mod merge;
 pub mod parts;
 pub mod plan;
+pub mod range_task;
 pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod split;
 pub mod staging;
 pub mod store;
 pub mod upload;
@@ -44,5 +50,7 @@ pub use error::ExportError;
 pub use keys::{BatchRange, Layout, Partition};
 pub use manifest::{Decision, Manifest, Reason};
 pub use plan::{candidate_hours, Window};
+pub use range_task::RangeOutcome;
 pub use run::{ExportOptions, Exported, Exporter, PartitionOutcome, Selection};
+pub use split::{TimeRange, TimeWindow};
 pub use store::{DirStore, ObjectInfo, ObjectStore, StoreError};

@@ -23,6 +23,7 @@ use super::keys::{Layout, Partition};
 use super::local::{download, DEFAULT_MAX_FAN_IN};
 use super::manifest::{decide, Decision, Manifest, Reason, StagingGone, MANIFEST_FORMAT_VERSION};
 use super::parts;
+use super::split::{TimeWindow, DEFAULT_SPLIT_BYTES};
 use super::store::{ObjectInfo, ObjectStore, StoreError};
 use super::upload::{upload, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::csv::export_name;
@@ -37,8 +38,13 @@ pub struct ExportOptions {
     /// Where staging objects are downloaded (Lambda: `/tmp`).
     pub work_dir: PathBuf,
     /// Partitions [`Exporter::run`] exports at once, each encoding on its
-    /// own thread (default: the CPUs available).
+    /// own thread (default: the CPUs available); also the range tasks of a
+    /// split partition an in-process run exports at once.
     pub concurrency: usize,
+    /// Staging bytes (the listing's sizes, compressed) above which a
+    /// partition is split into time ranges exported by several tasks
+    /// ([`super::split`]); 0 never splits.
+    pub split_bytes: u64,
 }
 
 impl Default for ExportOptions {
@@ -48,6 +54,7 @@ impl Default for ExportOptions {
             max_fan_in: DEFAULT_MAX_FAN_IN,
             work_dir: std::env::temp_dir(),
             concurrency: default_concurrency(),
+            split_bytes: DEFAULT_SPLIT_BYTES,
         }
     }
 }
@@ -144,6 +151,10 @@ impl<S: ObjectStore> Exporter<S> {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    pub fn options(&self) -> &ExportOptions {
+        &self.options
     }
 
     /// The staging objects of `hour`, by partition. Keys that are not
@@ -290,15 +301,33 @@ impl<S: ObjectStore> Exporter<S> {
     }
 
     /// Exports `partition` from the staging objects `listing`: writes its
-    /// CSV file (nothing if there are no rows) and then its manifest. The
-    /// merge and encoding run on a blocking thread ([`EncodeJob`]) while
-    /// this task uploads the parts.
+    /// CSV file (nothing if there are no rows) and then its manifest; split
+    /// into time ranges exported [`ExportOptions::concurrency`] at a time
+    /// when its staging exceeds [`ExportOptions::split_bytes`]
+    /// ([`Exporter::export_split`]), else in one piece
+    /// ([`Exporter::export_whole`]).
     pub async fn export(
         &self,
         partition: &Partition,
         listing: &[ObjectInfo],
         reason: Reason,
     ) -> Result<Exported, ExportError> {
+        match self.ranges_for(listing) {
+            1 => self.export_whole(partition, listing, reason).await,
+            ranges => self.export_split(partition, listing, reason, ranges).await,
+        }
+    }
+
+    /// Downloads `listing` into a new work directory and starts the
+    /// encoder of the rows in `window` on a blocking thread; returns the
+    /// directory (to keep while encoding), the parts' receiver and the
+    /// encoder's handle.
+    pub(super) async fn start_encoder(
+        &self,
+        partition: &Partition,
+        listing: &[ObjectInfo],
+        window: TimeWindow,
+    ) -> Result<(tempfile::TempDir, parts::PartReceiver, EncoderHandle), ExportError> {
         let dir = tempfile::Builder::new()
             .prefix("dpl-export-")
             .tempdir_in(&self.options.work_dir)
@@ -309,7 +338,7 @@ impl<S: ObjectStore> Exporter<S> {
             dir.path(),
         )
         .await?;
-        let (sender, mut parts) = parts::channel();
+        let (sender, parts) = parts::channel();
         let encoder = tokio::task::spawn_blocking({
             let job = EncodeJob {
                 files,
@@ -317,16 +346,28 @@ impl<S: ObjectStore> Exporter<S> {
                 partition: partition.clone(),
                 part_size: self.options.part_size,
                 max_fan_in: self.options.max_fan_in,
+                window,
             };
             move || job.run(&sender)
         });
+        Ok((dir, parts, encoder))
+    }
+
+    /// Exports `partition` from `listing` in one piece, on this task.
+    pub async fn export_whole(
+        &self,
+        partition: &Partition,
+        listing: &[ObjectInfo],
+        reason: Reason,
+    ) -> Result<Exported, ExportError> {
+        let (_dir, mut parts, encoder) = self
+            .start_encoder(partition, listing, TimeWindow::default())
+            .await?;
         let key = self.layout.export_key(partition);
         let upload = upload(&self.store, &key, &mut parts, self.options.part_size).await;
         // Stops an encoder still running after a failed upload.
         drop(parts);
-        let encoded = encoder
-            .await
-            .map_err(|e| ExportError::EncoderPanicked(e.to_string()))?;
+        let encoded = joined(encoder).await?;
         // A failed encoder sent its error to the upload, which returns it.
         let upload = upload?;
         let encoded = encoded.ok_or(ExportError::EncoderStopped)?;
@@ -343,37 +384,71 @@ impl<S: ObjectStore> Exporter<S> {
             },
         };
         if let Some((etag, _)) = upload {
-            let manifest = Manifest {
-                format_version: MANIFEST_FORMAT_VERSION,
-                oem_id: partition.oem_id.clone(),
-                event_type: export_name(partition.event_type).to_owned(),
-                hour: partition.hour.folder_name().to_string(),
-                export_key: key,
-                export_etag: etag,
-                rows: encoded.csv.rows,
-                bytes: encoded.csv.bytes,
-                sha256: encoded.csv.sha256,
-                duplicates_dropped: encoded.duplicates,
-                staging: listing.to_vec(),
-            };
-            // The customer's copy first: the manifest, written last, is what
-            // makes a later run find the partition up to date.
-            self.store
-                .put(
-                    &self.layout.customer_manifest_key(partition),
-                    manifest.for_customer(partition).to_json(),
-                    MANIFEST_CONTENT_TYPE,
-                )
-                .await?;
-            self.store
-                .put(
-                    &self.layout.manifest_key(partition),
-                    manifest.to_json(),
-                    MANIFEST_CONTENT_TYPE,
-                )
-                .await?;
+            let manifest = manifest_of(partition, key, etag, &exported, listing);
+            self.write_manifests(partition, &manifest).await?;
         }
         Ok(exported)
+    }
+
+    /// Writes the customer's copy of `manifest`, then `manifest`.
+    pub(super) async fn write_manifests(
+        &self,
+        partition: &Partition,
+        manifest: &Manifest,
+    ) -> Result<(), ExportError> {
+        // The customer's copy first: the manifest, written last, is what
+        // makes a later run find the partition up to date.
+        self.store
+            .put(
+                &self.layout.customer_manifest_key(partition),
+                manifest.for_customer(partition).to_json(),
+                MANIFEST_CONTENT_TYPE,
+            )
+            .await?;
+        self.store
+            .put(
+                &self.layout.manifest_key(partition),
+                manifest.to_json(),
+                MANIFEST_CONTENT_TYPE,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The encoder's thread: what it made of the partition, if it finished.
+pub(super) type EncoderHandle = tokio::task::JoinHandle<Option<super::encoder::Encoded>>;
+
+/// Waits for the encoder's thread.
+pub(super) async fn joined(
+    encoder: EncoderHandle,
+) -> Result<Option<super::encoder::Encoded>, ExportError> {
+    encoder
+        .await
+        .map_err(|e| ExportError::EncoderPanicked(e.to_string()))
+}
+
+/// The manifest of `exported`, written as `key` with `etag`, made from
+/// `listing`.
+pub(super) fn manifest_of(
+    partition: &Partition,
+    key: String,
+    etag: String,
+    exported: &Exported,
+    listing: &[ObjectInfo],
+) -> Manifest {
+    Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        oem_id: partition.oem_id.clone(),
+        event_type: export_name(partition.event_type).to_owned(),
+        hour: partition.hour.folder_name().to_string(),
+        export_key: key,
+        export_etag: etag,
+        rows: exported.csv.rows,
+        bytes: exported.csv.bytes,
+        sha256: exported.csv.sha256.clone(),
+        duplicates_dropped: exported.duplicates_dropped,
+        staging: listing.to_vec(),
     }
 }
 
@@ -384,10 +459,11 @@ mod tests {
 
     use super::*;
     use crate::export::merge::MergeError;
+    use crate::export::split::TimeRange;
     use crate::export::staging::tests::record;
     use crate::export::staging::{encode, StagingError};
     use crate::export::store::UploadedPart;
-    use crate::export::DirStore;
+    use crate::export::{DirStore, RangeOutcome};
     use crate::record::DplRecord;
 
     /// A directory store whose downloads wait until `partners` downloads
@@ -564,5 +640,169 @@ mod tests {
             exported,
             [("a", 100), ("b", 100), ("c", 100), ("d", 100)].map(|(o, n)| (o.to_owned(), n))
         );
+    }
+
+    /// Stages `count` rows of `partition` spread over its hour as `at`
+    /// says (second of the hour of row `n`), in six objects, one in ten of
+    /// object 0's rows staged again in object 5.
+    fn stage_spread(root: &Path, partition: &Partition, count: u32, at: impl Fn(u32) -> i64) {
+        let hour = partition.hour.millis();
+        for object in 0..6u32 {
+            let mut rows: Vec<DplRecord> = (0..count)
+                .filter(|n| n % 6 == object || (object == 5 && n % 60 == 0))
+                .map(|n| record(&partition.oem_id, hour + at(n) * 1_000, n))
+                .collect();
+            crate::export::staging::sort_rows(&mut rows);
+            put_staging(root, partition, object as usize, &encode(&rows));
+        }
+    }
+
+    fn exporter(root: &Path, split_bytes: u64) -> Exporter<DirStore> {
+        let options = ExportOptions {
+            part_size: MIN_PART_SIZE,
+            split_bytes,
+            concurrency: 2,
+            ..ExportOptions::default()
+        };
+        Exporter::new(DirStore::new(root), Layout::default(), options).unwrap()
+    }
+
+    /// The export folder's files, the CSV's bytes and the manifest.
+    fn written(root: &Path, partition: &Partition) -> (Vec<String>, Vec<u8>, Manifest) {
+        let layout = Layout::default();
+        let csv = root.join(layout.export_key(partition));
+        let folder: Vec<String> = std::fs::read_dir(csv.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let key = layout.manifest_key(partition);
+        let manifest = Manifest::from_json(&key, &std::fs::read(root.join(&key)).unwrap()).unwrap();
+        (folder, std::fs::read(csv).unwrap(), manifest)
+    }
+
+    /// Exports `partition` whole, then split in `ranges` (forced, same
+    /// staging), and checks the two files and manifests agree; returns the
+    /// split's outcome.
+    async fn whole_then_split(root: &Path, partition: &Partition, ranges: u64) -> Exported {
+        let whole = exporter(root, 0);
+        let listing = whole.staged_partition(partition).await.unwrap();
+        assert_eq!(whole.ranges_for(&listing), 1);
+        let one = whole
+            .export(partition, &listing, Reason::Forced)
+            .await
+            .unwrap();
+        let (_, csv, manifest) = written(root, partition);
+        let staged: u64 = listing.iter().map(|o| o.size).sum();
+        let split = exporter(root, staged / ranges + 1);
+        assert_eq!(u64::from(split.ranges_for(&listing)), ranges);
+        let many = split
+            .export(partition, &listing, Reason::Forced)
+            .await
+            .unwrap();
+        let (folder, split_csv, split_manifest) = written(root, partition);
+        assert_eq!(
+            folder,
+            [format!(
+                "{}.csv",
+                crate::csv::export_name(partition.event_type)
+            )]
+        );
+        assert!(
+            split_csv == csv,
+            "the split file differs from the whole one"
+        );
+        assert_eq!(
+            (
+                &split_manifest.sha256,
+                split_manifest.rows,
+                split_manifest.bytes
+            ),
+            (&manifest.sha256, manifest.rows, manifest.bytes)
+        );
+        assert_eq!(split_manifest.staging, manifest.staging);
+        assert_eq!(
+            split_manifest.duplicates_dropped,
+            manifest.duplicates_dropped
+        );
+        assert_eq!(
+            (many.csv.clone(), many.duplicates_dropped),
+            (one.csv, one.duplicates_dropped)
+        );
+        let uploads = root.join(crate::export::store::UPLOADS_DIR);
+        assert_eq!(std::fs::read_dir(&uploads).map_or(0, Iterator::count), 0);
+        many
+    }
+
+    #[tokio::test]
+    async fn a_partition_split_in_three_ranges_is_the_same_file_as_exported_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+        let partition = connectivity("a", hour);
+        // About 100 bytes a row: over 5 MiB in each third of the hour.
+        let mut row = Vec::new();
+        crate::csv::write_row(&record("a", hour.millis(), 0).dpl_event, &mut row);
+        let count = u32::try_from(MIN_PART_SIZE / row.len() * 3 * 11 / 10).unwrap();
+        stage_spread(root.path(), &partition, count, |n| i64::from(n % 3_600));
+        let exported = whole_then_split(root.path(), &partition, 3).await;
+        assert_eq!(exported.parts, 3, "{exported:?}");
+        assert_eq!(exported.csv.rows, u64::from(count));
+
+        // Retrying a range task or the completion changes nothing.
+        let split = exporter(root.path(), 1);
+        let layout = Layout::default();
+        let splits = root
+            .path()
+            .join(layout.split_prefix(&partition, "x"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let id = std::fs::read_dir(&splits)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .next()
+            .unwrap();
+        let before = written(root.path(), &partition);
+        let retried = split
+            .export_range(&partition, &id, TimeRange { index: 1, of: 3 })
+            .await
+            .unwrap();
+        assert!(matches!(retried, RangeOutcome::AlreadyDone), "{retried:?}");
+        let plan = split.split_plan(&partition, &id).await.unwrap();
+        let again = split.finish_split(&partition, &id, &plan).await.unwrap();
+        assert!(
+            matches!(
+                again,
+                RangeOutcome::Completed {
+                    in_one_piece: false,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        assert_eq!(written(root.path(), &partition), before);
+    }
+
+    #[tokio::test]
+    async fn empty_ranges_leave_gaps_in_the_part_numbers() {
+        let root = tempfile::tempdir().unwrap();
+        let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+        let partition = connectivity("a", hour);
+        // Every row in the last third: ranges 0 and 1 upload nothing.
+        stage_spread(root.path(), &partition, 600, |n| {
+            2_500 + i64::from(n % 1_000)
+        });
+        let exported = whole_then_split(root.path(), &partition, 3).await;
+        assert_eq!((exported.parts, exported.csv.rows), (1, 600));
+    }
+
+    #[tokio::test]
+    async fn a_small_range_before_the_last_makes_the_partition_export_in_one_piece() {
+        let root = tempfile::tempdir().unwrap();
+        let hour = Timestamp::parse("2020-08-28T09:00:00Z").unwrap();
+        let partition = connectivity("a", hour);
+        // Rows in every third, far under 5 MiB each: no valid split.
+        stage_spread(root.path(), &partition, 900, |n| i64::from(n * 4 % 3_600));
+        let exported = whole_then_split(root.path(), &partition, 3).await;
+        assert_eq!((exported.parts, exported.csv.rows), (1, 900));
     }
 }

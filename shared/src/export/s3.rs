@@ -137,6 +137,27 @@ impl ObjectStore for S3Store {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(|e| service("get_range", key, e))?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::service("get_range", key, e))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
     async fn download(&self, key: &str, to: &Path) -> Result<u64, StoreError> {
         let object = self
             .client
@@ -249,7 +270,15 @@ impl ObjectStore for S3Store {
             )
             .send()
             .await
-            .map_err(|e| service("complete_upload", key, e))?;
+            .map_err(|e| match &e {
+                SdkError::ServiceError(se) if se.err().code() == Some("NoSuchUpload") => {
+                    StoreError::NoSuchUpload {
+                        operation: "complete_upload",
+                        key: key.to_owned(),
+                    }
+                }
+                _ => service("complete_upload", key, e),
+            })?;
         Ok(output.e_tag().unwrap_or_default().to_owned())
     }
 

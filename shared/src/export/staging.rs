@@ -9,6 +9,7 @@ use std::io::{self, BufRead, Write};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use super::split::TimeWindow;
 use crate::event::event_time;
 use crate::record::{DplRecord, EventId, SortKey, StreamOrder};
 use crate::time::Timestamp;
@@ -33,6 +34,8 @@ pub enum StagingError {
     },
     #[error("staging line {line} is longer than {MAX_LINE_BYTES} bytes")]
     LineTooLong { line: u64 },
+    #[error("staging line {line} sorts before the line above it")]
+    Unsorted { line: u64 },
 }
 
 /// Sorts `records` into staging order ([`DplRecord::sort_key`]), dropping
@@ -155,22 +158,173 @@ impl RawRow {
     /// Reads the sort key of a staging line; the rest of the record is
     /// skipped, not checked.
     pub fn parse(line: &[u8]) -> Result<Self, serde_json::Error> {
-        let key: LineKey = serde_json::from_slice(line)?;
-        let event = key.dpl_event;
-        let time = event_time(event.activation.map(|a| a.event_time), event.timestamp)
-            .ok_or_else(|| serde::de::Error::missing_field("timestamp"))?;
         Ok(Self {
             line: line.to_vec(),
-            key: SortKey {
-                time,
-                stream_order: key.stream_order,
-                event_id: key.event_id,
-            },
+            key: line_key(line)?,
         })
     }
 
     pub fn sort_key(&self) -> SortKey {
         self.key
+    }
+}
+
+/// The sort key of a staging line; the rest of the record is skipped.
+fn line_key(line: &[u8]) -> Result<SortKey, serde_json::Error> {
+    let key: LineKey = serde_json::from_slice(line)?;
+    let event = key.dpl_event;
+    let time = event_time(event.activation.map(|a| a.event_time), event.timestamp)
+        .ok_or_else(|| serde::de::Error::missing_field("timestamp"))?;
+    Ok(SortKey {
+        time,
+        stream_order: key.stream_order,
+        event_id: key.event_id,
+    })
+}
+
+/// The rows of a decompressed staging stream whose event time is in a
+/// window (a range task's share of the hour): rows before it are skipped
+/// reading only their sort key, and reading stops at the first row past
+/// it, since the stream is sorted. The order of every line read is
+/// checked, skipped ones too, so an unsorted object is an error in
+/// whichever range reads the line out of order.
+pub struct WindowReader<R> {
+    reader: StagingReader<R>,
+    window: TimeWindow,
+    previous: Option<SortKey>,
+    /// A row in the window has been read: the rest are in it or past it.
+    inside: bool,
+    done: bool,
+}
+
+impl<R: BufRead> WindowReader<R> {
+    pub fn new(input: R, window: TimeWindow) -> Self {
+        Self {
+            reader: StagingReader::new(input),
+            window,
+            previous: None,
+            inside: false,
+            done: false,
+        }
+    }
+
+    /// Moves to the next line in the window: its number and key (the line
+    /// is [`Self::current`]).
+    fn advance(&mut self) -> Option<Result<(u64, SortKey), StagingError>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let (text, line) = match self.reader.next_line() {
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                Some(Ok(next)) => next,
+            };
+            let key = match line_key(text) {
+                Ok(key) => key,
+                Err(source) => {
+                    self.done = true;
+                    return Some(Err(StagingError::Record { line, source }));
+                }
+            };
+            if self.previous.is_some_and(|previous| key < previous) {
+                self.done = true;
+                return Some(Err(StagingError::Unsorted { line }));
+            }
+            self.previous = Some(key);
+            if self.window.is_past(key.time) {
+                self.done = true;
+                return None;
+            }
+            if self.window.contains(key.time) {
+                return Some(Ok((line, key)));
+            }
+        }
+    }
+
+    fn current(&self) -> &[u8] {
+        self.reader.buffer.trim_ascii_end()
+    }
+}
+
+impl<R: BufRead> WindowReader<R> {
+    /// Past the window's start every row is in it until the first past its
+    /// end (the stream is sorted): such rows are decoded once, their key
+    /// taken from the record, not read first on its own.
+    fn next_inside(&mut self) -> Option<Result<DplRecord, StagingError>> {
+        let (text, line) = match self.reader.next_line()? {
+            Err(error) => {
+                self.done = true;
+                return Some(Err(error));
+            }
+            Ok(next) => next,
+        };
+        let record = match DplRecord::from_json(text) {
+            Ok(record) => record,
+            Err(source) => {
+                self.done = true;
+                return Some(Err(StagingError::Record { line, source }));
+            }
+        };
+        let key = record.sort_key();
+        if self.previous.is_some_and(|previous| key < previous) {
+            self.done = true;
+            return Some(Err(StagingError::Unsorted { line }));
+        }
+        self.previous = Some(key);
+        if self.window.is_past(key.time) {
+            self.done = true;
+            return None;
+        }
+        Some(Ok(record))
+    }
+}
+
+impl<R: BufRead> Iterator for WindowReader<R> {
+    type Item = Result<DplRecord, StagingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.inside {
+            return self.next_inside();
+        }
+        Some(match self.advance()? {
+            Err(error) => Err(error),
+            Ok((line, _)) => {
+                self.inside = true;
+                DplRecord::from_json(self.current())
+                    .map_err(|source| StagingError::Record { line, source })
+            }
+        })
+    }
+}
+
+/// [`WindowReader`]'s rows as [`RawRow`]s, for the intermediate merges of
+/// a range task.
+pub struct RawWindowReader<R>(WindowReader<R>);
+
+impl<R: BufRead> RawWindowReader<R> {
+    pub fn new(input: R, window: TimeWindow) -> Self {
+        Self(WindowReader::new(input, window))
+    }
+}
+
+impl<R: BufRead> Iterator for RawWindowReader<R> {
+    type Item = Result<RawRow, StagingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.0.advance()?.map(|(_, key)| RawRow {
+            line: self.0.current().to_vec(),
+            key,
+        }))
     }
 }
 
@@ -289,6 +443,54 @@ pub(crate) mod tests {
             assert_eq!(raw.sort_key(), r.sort_key());
             assert_eq!(raw.line, r.to_json());
         }
+    }
+
+    #[test]
+    fn a_window_reader_yields_the_rows_of_its_window_and_checks_the_order() {
+        let mut records: Vec<DplRecord> = (0..10)
+            .map(|n| record("a", 1_000 * i64::from(n), n))
+            .collect();
+        sort_rows(&mut records);
+        let text = records_text(&records);
+        let at = |s: i64| Some(Timestamp::from_millis(s * 1_000).unwrap());
+        let window = TimeWindow {
+            start: at(3),
+            end: at(6),
+        };
+        let got: Vec<DplRecord> = WindowReader::new(&text[..], window)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, records[3..6]);
+        let raw: Vec<RawRow> = RawWindowReader::new(&text[..], window)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(raw.len(), 3);
+        assert_eq!(raw[0].line, records[3].to_json());
+        let all: Vec<DplRecord> = WindowReader::new(&text[..], TimeWindow::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(all, records);
+        // A line out of order is an error even where it is skipped.
+        let mut unsorted = records_text(&records[5..6]);
+        unsorted.extend(records_text(&records[1..2]));
+        let late = TimeWindow {
+            start: at(8),
+            end: None,
+        };
+        let first = WindowReader::new(&unsorted[..], late).next().unwrap();
+        assert!(
+            matches!(first, Err(StagingError::Unsorted { line: 2 })),
+            "{first:?}"
+        );
+        // And where it is read.
+        let mut inside = WindowReader::new(&unsorted[..], TimeWindow::default());
+        assert!(inside.next().unwrap().is_ok());
+        let second = inside.next().unwrap();
+        assert!(
+            matches!(second, Err(StagingError::Unsorted { line: 2 })),
+            "{second:?}"
+        );
+        assert!(inside.next().is_none());
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub enum StoreError {
         key: String,
         message: String,
     },
+    /// The multipart upload is gone: completed or aborted (S3's
+    /// `NoSuchUpload`).
+    #[error("{operation} {key}: no such upload (completed or aborted)")]
+    NoSuchUpload {
+        operation: &'static str,
+        key: String,
+    },
     #[error("{operation} {key}: {source}")]
     Io {
         operation: &'static str,
@@ -68,6 +75,27 @@ pub trait ObjectStore {
     fn head(&self, key: &str) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>>;
     /// A small object's bytes (a manifest), or `None` if there is none.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
+    /// Up to `len` bytes of the object from byte `start` (fewer at its end):
+    /// how a split file's checksum is read back. The default reads the
+    /// whole object; the adapters read only the range.
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> {
+        async move {
+            let bytes = self
+                .get(key)
+                .await?
+                .ok_or_else(|| StoreError::io("get_range", key, io::ErrorKind::NotFound.into()))?;
+            let from = usize::try_from(start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let to = from.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+            Ok(bytes[from..to.min(bytes.len())].to_vec())
+        }
+    }
     /// Streams the object into the file `to`, returning its size.
     fn download(&self, key: &str, to: &Path) -> impl Future<Output = Result<u64, StoreError>>;
     /// Writes a whole object; returns its ETag.
@@ -210,6 +238,16 @@ impl ObjectStore for DirStore {
         }
     }
 
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        use std::io::{Read, Seek};
+        let io = |e| StoreError::io("get_range", key, e);
+        let mut file = std::fs::File::open(self.path(key)).map_err(io)?;
+        file.seek(io::SeekFrom::Start(start)).map_err(io)?;
+        let mut out = Vec::new();
+        file.take(len).read_to_end(&mut out).map_err(io)?;
+        Ok(out)
+    }
+
     async fn download(&self, key: &str, to: &Path) -> Result<u64, StoreError> {
         std::fs::copy(self.path(key), to).map_err(|e| StoreError::io("download", key, e))
     }
@@ -252,17 +290,53 @@ impl ObjectStore for DirStore {
         parts: &[UploadedPart],
     ) -> Result<String, StoreError> {
         let io = |e| StoreError::io("complete_upload", key, e);
+        // As S3: an upload that is gone (completed or aborted) or a part
+        // but the last under 5 MiB fails and leaves the object as it was.
+        if !self.root.join(UPLOADS_DIR).join(upload_id).is_dir() {
+            return Err(StoreError::NoSuchUpload {
+                operation: "complete_upload",
+                key: key.to_owned(),
+            });
+        }
+        let mut sizes = Vec::with_capacity(parts.len());
+        for part in parts {
+            sizes.push(
+                std::fs::metadata(self.part_path(upload_id, part.number))
+                    .map_err(io)?
+                    .len(),
+            );
+        }
+        if let Some(n) = sizes
+            .iter()
+            .rev()
+            .skip(1)
+            .position(|&size| size < super::upload::MIN_PART_SIZE as u64)
+        {
+            return Err(StoreError::service(
+                "complete_upload",
+                key,
+                format!(
+                    "EntityTooSmall: part {} is under 5 MiB",
+                    parts[parts.len() - 2 - n].number
+                ),
+            ));
+        }
         let path = self.path(key);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut out = io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+        // Written beside the object and renamed: readers see the old or the
+        // new file, never a mix.
+        let partial = self.part_path(upload_id, 0);
+        let mut out = io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
         for part in parts {
             let mut file =
                 std::fs::File::open(self.part_path(upload_id, part.number)).map_err(io)?;
             io::copy(&mut file, &mut out).map_err(io)?;
         }
         out.flush().map_err(io)?;
+        drop(out);
+        std::fs::rename(&partial, &path).map_err(io)?;
         self.abort_upload(key, upload_id).await?;
         self.etag(key)
     }

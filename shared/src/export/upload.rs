@@ -4,6 +4,7 @@
 
 use super::error::ExportError;
 use super::parts::{Part, PartReceiver};
+use super::split::{folds_into_previous, PartRecord, TimeRange};
 use super::store::{ObjectStore, UploadedPart};
 
 const MIB: usize = 1024 * 1024;
@@ -67,4 +68,63 @@ async fn upload_parts<S: ObjectStore>(
     }
     let etag = store.complete_upload(key, upload_id, &uploaded).await?;
     Ok((etag, number))
+}
+
+/// Uploads a range task's parts to the shared upload `upload_id`, as part
+/// numbers from [`TimeRange::first_part`] on (at most
+/// [`TimeRange::max_parts`]). Its last part, if under 5 MiB, is folded
+/// into the one before ([`folds_into_previous`]), so only a range with
+/// less than 5 MiB in all has a small part. Holding one part back, a range
+/// has at most three in memory (held, received, being encoded). Nothing is
+/// aborted on failure: the upload is shared, and the task is retried.
+pub(super) async fn upload_range<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    upload_id: &str,
+    range: &TimeRange,
+    parts: &mut PartReceiver,
+    part_size: usize,
+) -> Result<Vec<PartRecord>, ExportError> {
+    let mut uploaded = Vec::new();
+    let first = range.first_part();
+    let end = first + range.max_parts();
+    let mut held: Option<Vec<u8>> = None;
+    let put = async |body: Vec<u8>, number: i32| {
+        if number >= end {
+            return Err(ExportError::TooManyParts { part_size });
+        }
+        let size = body.len() as u64;
+        let part = store.upload_part(key, upload_id, number, body).await?;
+        Ok::<_, ExportError>(PartRecord {
+            number: part.number,
+            etag: part.etag,
+            size,
+        })
+    };
+    while let Some(part) = parts.next().await? {
+        let body = match held.take() {
+            None => {
+                held = Some(part.body);
+                continue;
+            }
+            Some(mut previous)
+                if folds_into_previous(previous.len(), part.body.len(), part.last) =>
+            {
+                previous.extend(part.body);
+                previous
+            }
+            Some(previous) => {
+                held = Some(part.body);
+                previous
+            }
+        };
+        let number = first + uploaded.len() as i32;
+        uploaded.push(put(body, number).await?);
+        parts.uploaded();
+    }
+    if let Some(body) = held {
+        let number = first + uploaded.len() as i32;
+        uploaded.push(put(body, number).await?);
+    }
+    Ok(uploaded)
 }

@@ -294,6 +294,7 @@ async fn run_boxed(options: &Options, progress: &dyn Progress) -> anyhow::Result
             event_type: None,
             force: false,
             allow_shrink: false,
+            range: None,
         });
         let summary = export
             .process(&request)

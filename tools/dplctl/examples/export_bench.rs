@@ -1,8 +1,12 @@
 //! Hourly export benchmark (run by hand, release build):
-//!   cargo run --release -p dplctl --example export_bench -- 1000000 [JOBS|profile]
-//! (JOBS: partitions exported at once; default one per CPU). Generates N
-//! staged events of the six types (the seed's examples with varied devices,
-//! ids, users, values, texts and times, and stream orders) once under
+//!   cargo run --release -p dplctl --example export_bench -- 1000000 [JOBS [RANGES]|profile]
+//! (JOBS: partitions exported at once, or with RANGES the range tasks run
+//! at once; default one per CPU). With RANGES, only the connection
+//! partition is exported, split into RANGES time-range tasks (the split
+//! export of `docs/export.md`, "Partitions of any size"; 1: in one piece);
+//! `profile` times one core's steps instead. Generates N staged events of
+//! the six types (the seed's examples with varied devices, ids, users,
+//! values, texts and times, and stream orders) once under
 //! target/export-bench/N/, then exports the hour through the same driver as
 //! the Lambda (local directory store)
 //! and prints rows/s, MB/s, the process's peak memory (VmHWM) and the peak
@@ -319,6 +323,10 @@ async fn main() {
         options.concurrency = jobs;
     }
     let jobs = options.concurrency;
+    if let Some(ranges) = std::env::args().nth(3).and_then(|a| a.parse::<u64>().ok()) {
+        split(&root, hour, options, ranges).await;
+        return;
+    }
     let exporter = Exporter::new(DirStore::new(&root), Layout::default(), options).unwrap();
     measure::start_peak();
     let cpu_before = measure::cpu_seconds();
@@ -353,6 +361,43 @@ async fn main() {
         rows as f64 / cpu,
         rows as f64 / seconds,
         bytes as f64 / 1e6 / seconds,
+        measure::vm_hwm_kib().unwrap_or(0) / 1024,
+        measure::peak_bytes() as f64 / (1024.0 * 1024.0)
+    );
+}
+
+/// Exports the connection partition in `ranges` range tasks,
+/// `options.concurrency` at a time, and prints rows/s.
+async fn split(root: &std::path::Path, hour: Timestamp, mut options: ExportOptions, ranges: u64) {
+    let partition = Partition {
+        hour,
+        oem_id: seed("connectivity").oem_id().to_owned(),
+        event_type: dpl::EventType::Connectivity,
+    };
+    let listing = Exporter::new(DirStore::new(root), Layout::default(), options.clone())
+        .unwrap()
+        .staged_partition(&partition)
+        .await
+        .unwrap();
+    let staged: u64 = listing.iter().map(|o| o.size).sum();
+    options.split_bytes = if ranges <= 1 { 0 } else { staged / ranges + 1 };
+    let jobs = options.concurrency;
+    let exporter = Exporter::new(DirStore::new(root), Layout::default(), options).unwrap();
+    assert_eq!(u64::from(exporter.ranges_for(&listing)), ranges.max(1));
+    measure::start_peak();
+    let started = Instant::now();
+    let e = exporter
+        .export(&partition, &listing, dpl::export::Reason::Forced)
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "dpl export {partition} ranges={ranges} jobs={jobs}: {} rows, staging {:.1} MB, {:.1} MB CSV in {} parts in {seconds:.2} s: {:.0} rows/s, VmHWM {} MiB, peak heap {:.1} MiB",
+        e.csv.rows,
+        staged as f64 / 1e6,
+        e.csv.bytes as f64 / 1e6,
+        e.parts,
+        e.csv.rows as f64 / seconds,
         measure::vm_hwm_kib().unwrap_or(0) / 1024,
         measure::peak_bytes() as f64 / (1024.0 * 1024.0)
     );

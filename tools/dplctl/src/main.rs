@@ -260,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         max_fan_in: DEFAULT_MAX_FAN_IN,
         work_dir: work_dir.unwrap_or_else(std::env::temp_dir),
         concurrency: jobs.unwrap_or_else(default_concurrency),
+        split_bytes: dpl::export::split::DEFAULT_SPLIT_BYTES,
     };
     let selection = Selection {
         oem_id: oem,
