@@ -93,3 +93,32 @@ fn staging_turns_cold_only_after_the_look_back_and_only_when_it_pays() {
     // retention after the transition.
     assert!(default(&t, "StagingRetentionDays") >= default(&t, "StagingColdAfterDays") + 90);
 }
+
+/// The hourly-export function's environment in the template.
+fn export_environment(template: &Value) -> Value {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .find(|r| {
+            r["Properties"]["Environment"]["Variables"]
+                .get("EXPORT_TASK_QUEUE_URL")
+                .is_some()
+        })
+        .expect("the hourly-export function")["Properties"]["Environment"]["Variables"]
+        .clone()
+}
+
+#[test]
+fn the_split_threshold_is_a_parameter_defaulting_to_the_codes() {
+    let t = template();
+    assert_eq!(
+        reference(&export_environment(&t)["EXPORT_SPLIT_BYTES"]),
+        "ExportSplitBytes"
+    );
+    assert_eq!(
+        default(&t, "ExportSplitBytes"),
+        dpl::export::split::DEFAULT_SPLIT_BYTES
+    );
+    assert!(bound(&t, "ExportSplitBytes", "MinValue") >= 1);
+}
