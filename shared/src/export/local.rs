@@ -198,26 +198,39 @@ mod tests {
     use crate::export::staging::{encode, sort_rows};
     use crate::record::DplRecord;
 
+    /// `count` staging files in `dir` of `events` events at `n % seconds`
+    /// seconds, event n staged in files `n % count` and `(n + shift) %
+    /// count`; and every event once, in staging order.
+    fn overlapping_files(
+        dir: &Path,
+        count: u32,
+        events: u32,
+        shift: u32,
+        seconds: u32,
+    ) -> (Vec<PathBuf>, Vec<DplRecord>) {
+        let mut files = Vec::new();
+        let mut want = Vec::new();
+        for f in 0..count {
+            let mut rows: Vec<DplRecord> = (0..events)
+                .filter(|n| n % count == f || (n + shift) % count == f)
+                .map(|n| record("a", 1_000 * i64::from(n % seconds), n))
+                .collect();
+            want.extend(rows.iter().cloned());
+            sort_rows(&mut rows);
+            let path = dir.join(format!("{f}.ndjson.gz"));
+            std::fs::write(&path, encode(&rows)).unwrap();
+            files.push(path);
+        }
+        sort_rows(&mut want);
+        (files, want)
+    }
+
     /// Reducing the fan-in (raw line merges) then merging gives the same
     /// rows as one merge of every file, each event once.
     #[test]
     fn reduced_fan_in_merges_to_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = Vec::new();
-        let mut want = Vec::new();
-        for f in 0..11u32 {
-            // Files overlap: event n is staged in files n % 11 and (n + 1) % 11.
-            let mut rows: Vec<DplRecord> = (0..200u32)
-                .filter(|n| n % 11 == f || (n + 1) % 11 == f)
-                .map(|n| record("a", 1_000 * i64::from(n % 37), n))
-                .collect();
-            want.extend(rows.iter().cloned());
-            sort_rows(&mut rows);
-            let path = dir.path().join(format!("{f}.ndjson.gz"));
-            std::fs::write(&path, encode(&rows)).unwrap();
-            files.push(path);
-        }
-        sort_rows(&mut want);
+        let (files, want) = overlapping_files(dir.path(), 11, 200, 1, 37);
         for fan_in in [2, 3, 4, 10, 11, 64] {
             let work = tempfile::tempdir().unwrap();
             let copies: Vec<PathBuf> = files
@@ -251,20 +264,7 @@ mod tests {
     #[test]
     fn windows_of_the_hour_merge_to_the_rows_of_the_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut want = Vec::new();
-        let mut files = Vec::new();
-        for f in 0..7u32 {
-            let mut rows: Vec<DplRecord> = (0..300u32)
-                .filter(|n| n % 7 == f || (n + 3) % 7 == f)
-                .map(|n| record("a", 1_000 * i64::from(n % 60), n))
-                .collect();
-            want.extend(rows.iter().cloned());
-            sort_rows(&mut rows);
-            let path = dir.path().join(format!("{f}.ndjson.gz"));
-            std::fs::write(&path, encode(&rows)).unwrap();
-            files.push(path);
-        }
-        sort_rows(&mut want);
+        let (files, want) = overlapping_files(dir.path(), 7, 300, 3, 60);
         let at = |s: i64| Some(crate::Timestamp::from_millis(s * 1_000).unwrap());
         let windows = [(None, at(20)), (at(20), at(41)), (at(41), None)];
         let mut got = Vec::new();
